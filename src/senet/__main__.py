@@ -1,0 +1,5 @@
+import sys
+
+from senet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Weights in and out: our safetensors checkpoints, converters from other layouts, export."""

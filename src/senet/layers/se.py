@@ -1,0 +1,157 @@
+"""The Squeeze-and-Excitation block and every variant the paper studies (Sec. 3, Sec. 6).
+
+``SqueezeExcitation`` squeezes a feature map ``U`` (N×C×H×W) to a channel descriptor, excites it
+through ``FC(C→C/r) → ReLU → FC(C/r→C) → gate`` and rescales ``U`` channel by channel:
+
+    z = squeeze(U)            # avg (paper) or max pooling over H×W; none for NoSqueeze
+    s = gate(W2 δ(W1 z + b1) + b2)
+    out = s · U
+
+Hidden width (the rounding policy): ``hidden = floor(C / r)``, optionally rounded to a multiple of
+``divisor`` the way timm does (``divisor=8``), and never below ``min_channels`` when a floor is set.
+With the defaults (``divisor=1``, ``min_channels=None``) the width is exactly ``C // r`` — the
+paper's and the original release's rule (SE-BN-Inception's 1056 → 66 needs it) — and a reduction
+that leaves no hidden channel is an error rather than a silent change of the network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from senet.layers import ops
+
+Squeeze = Literal["avg", "max", "none"]
+Gate = Literal["sigmoid", "tanh", "relu"]
+Integration = Literal["standard", "pre", "post", "identity", "3x3"]
+
+SQUEEZE_OPS: tuple[str, ...] = get_args(Squeeze)
+GATES: tuple[str, ...] = get_args(Gate)
+INTEGRATIONS: tuple[str, ...] = get_args(Integration)
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(allowed)}")
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` (timm's rule, ``round_limit=0``)."""
+    min_value = min_value or divisor
+    return max(min_value, int(value + divisor / 2) // divisor * divisor)
+
+
+def se_hidden_channels(
+    channels: int, reduction: float, divisor: int = 1, min_channels: int | None = None
+) -> int:
+    """Width of the SE bottleneck for ``channels`` inputs (see the module docstring)."""
+    if channels < 1:
+        raise ValueError(f"channels={channels} must be a positive integer")
+    if not reduction >= 1:
+        raise ValueError(f"reduction={reduction} must be ≥ 1 (the paper uses r ∈ {{2,4,8,16,32}})")
+    if divisor < 1:
+        raise ValueError(f"divisor={divisor} must be ≥ 1 (1 = exact C // r; timm uses 8)")
+    if divisor > 1:
+        return make_divisible(channels / reduction, divisor, min_channels)
+    hidden = math.floor(channels / reduction)
+    if min_channels is not None:
+        if min_channels < 1:
+            raise ValueError(f"min_channels={min_channels} must be ≥ 1 or None")
+        hidden = max(hidden, min_channels)
+    if hidden < 1:
+        raise ValueError(
+            f"reduction={reduction} leaves no hidden channel for {channels} input channels "
+            f"(floor({channels}/{reduction}) = 0); use reduction ≤ {channels}, "
+            "or set min_channels=1 to keep at least one"
+        )
+    return hidden
+
+
+@dataclass(frozen=True)
+class SEConfig:
+    """Options of an SE block, shared by every SE network (``create_model(..., reduction=8)``).
+
+    ``bias``: the paper's ablations (Sec. 6) drop the FC biases; the released Caffe models and
+    their PyTorch conversions keep them, so ``True`` is the default.
+    ``integration`` says where a residual block puts its SE block (Fig. 5, Table 14–15); it is
+    ignored by the SE block itself.
+    """
+
+    reduction: float = 16
+    squeeze: Squeeze = "avg"
+    gate: Gate = "sigmoid"
+    bias: bool = True
+    divisor: int = 1
+    min_channels: int | None = None
+    integration: Integration = "standard"
+
+    def __post_init__(self) -> None:
+        _check_choice("squeeze", self.squeeze, SQUEEZE_OPS)
+        _check_choice("gate", self.gate, GATES)
+        _check_choice("integration", self.integration, INTEGRATIONS)
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"se_bias={self.bias!r} must be True or False")
+        # validates reduction/divisor/min_channels once, at construction
+        se_hidden_channels(max(1, math.ceil(self.reduction)), self.reduction, self.divisor, 1)
+
+    def hidden(self, channels: int) -> int:
+        return se_hidden_channels(channels, self.reduction, self.divisor, self.min_channels)
+
+    def replace(self, **changes: object) -> SEConfig:
+        return replace(self, **changes)
+
+
+class SqueezeExcitation(nn.Module):
+    """SE block (Sec. 3, Fig. 1): ``out = U · gate(W2 δ(W1 squeeze(U)))``.
+
+    The two FC layers are stored as 1×1 convolutions ``fc1``/``fc2`` (the layout of the original
+    release, timm and torchvision), so released weights load without reshaping. With
+    ``squeeze="none"`` (NoSqueeze, Table 16) they run as real 1×1 convolutions on the full map and
+    the gate has the input's spatial size.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: float = 16,
+        squeeze: Squeeze = "avg",
+        gate: Gate = "sigmoid",
+        bias: bool = True,
+        divisor: int = 1,
+        min_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        _check_choice("squeeze", squeeze, SQUEEZE_OPS)
+        _check_choice("gate", gate, GATES)
+        self.channels = channels
+        self.hidden = se_hidden_channels(channels, reduction, divisor, min_channels)
+        self.reduction = reduction
+        self.squeeze = squeeze
+        self.gate = gate
+        self.fc1 = nn.Conv2d(channels, self.hidden, 1, bias=bias)
+        self.fc2 = nn.Conv2d(self.hidden, channels, 1, bias=bias)
+
+    @classmethod
+    def from_config(cls, channels: int, cfg: SEConfig) -> SqueezeExcitation:
+        return cls(channels, cfg.reduction, cfg.squeeze, cfg.gate, cfg.bias, cfg.divisor, cfg.min_channels)
+
+    def excitation(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate ``s`` for input ``x``: N×C×1×1, or N×C×H×W for NoSqueeze."""
+        if self.squeeze == "none":
+            h = nn.functional.relu(self.fc1(x))
+            return ops.apply_gate(self.fc2(h), self.gate)
+        z = ops.squeeze(x, self.squeeze)
+        return ops.excite(z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.gate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.scale(x, self.excitation(x))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.channels}→{self.hidden}→{self.channels}, squeeze={self.squeeze}, "
+            f"gate={self.gate}, bias={self.fc1.bias is not None}"
+        )

@@ -1,0 +1,300 @@
+"""ResNet, ResNeXt, SENet-154 and the CIFAR ResNets: one network class, one spec table (Sec. 3.3, 5).
+
+An SE network is the same network with an ``SEConfig``: ``se_resnet50`` is ``resnet50`` plus SE
+blocks, not a second class tree. ``SPECS`` below is the whole family.
+
+Layouts (``layout=``):
+
+- ``"caffe"`` (default): the paper's and the original release's — stride in the first 1×1 of the
+  ResNet bottleneck, stem max-pool 3×3/2 with no padding and ``ceil_mode=True``. This is the layout
+  whose complexity the paper reports (ResNet-50 3.86 GMACs; torchvision's layout is 4.09 G).
+- ``"torchvision"``: stride in the 3×3 convolution and a padded stem max-pool, as torchvision and
+  timm build ResNets; use it to load their weights.
+
+ResNeXt and SENet-154 put the stride in the 3×3 convolution in both layouts, as their released
+models do. ``stride_in=`` overrides the stride placement alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from senet.layers.se import Gate, Integration, SEConfig, Squeeze
+from senet.models.blocks import BLOCKS, StrideIn, ZeroPadShortcut, conv1x1, conv3x3
+from senet.models.registry import ModelEntry, PaperRef, register_model
+
+Layout = Literal["caffe", "torchvision"]
+Stem = Literal["7x7", "deep", "cifar", "cifar_preact"]
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """Everything that distinguishes one residual network of the paper from another."""
+
+    block: Literal["basic", "bottleneck", "preact_basic", "preact_bottleneck"]
+    depths: tuple[int, ...]
+    widths: tuple[int, ...] = (64, 128, 256, 512)  # "planes" of each stage
+    groups: int = 1  # ResNeXt cardinality
+    base_width: int = 64  # ResNeXt width per group (the "4d" of 32×4d)
+    first_width_ratio: float = 1.0  # SENet-154 halves the first 1×1's width
+    stem: Stem = "7x7"
+    stem_width: int = 64
+    downsample_kernel: int = 1  # SENet-154: 3×3 stride-2 projection (stages 2+)
+    shortcut: Literal["B", "A"] = "B"  # A: CIFAR ResNet's parameter-free zero-pad shortcut
+    stride_in_1x1: bool = False  # Caffe layout puts the stride in the first 1×1 (ResNet only)
+    dropout: float = 0.0
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.depths)
+
+
+class ResNet(nn.Module):
+    """A residual network built from a ``ResNetSpec``, with SE blocks when ``se`` is given."""
+
+    def __init__(
+        self,
+        spec: ResNetSpec,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        se: SEConfig | None = None,
+        se_stages: tuple[int, ...] | None = None,
+        layout: Layout = "caffe",
+        stride_in: StrideIn | None = None,
+        drop_rate: float | None = None,
+    ) -> None:
+        super().__init__()
+        if layout not in ("caffe", "torchvision"):
+            raise ValueError(f"layout={layout!r} is not supported; choose caffe or torchvision")
+        if stride_in not in (None, "1x1", "3x3"):
+            raise ValueError(f"stride_in={stride_in!r} is not supported; choose 1x1 or 3x3")
+        stages = tuple(range(1, spec.num_stages + 1))
+        se_stages = stages if se_stages is None else tuple(se_stages)
+        bad = [s for s in se_stages if s not in stages]
+        if bad:
+            raise ValueError(f"se_stages={se_stages} names stage(s) {bad}; this network has stages {stages}")
+        if stride_in is None:
+            stride_in = "1x1" if (spec.stride_in_1x1 and layout == "caffe") else "3x3"
+        self.spec, self.layout = spec, layout
+        self.drop_rate = spec.dropout if drop_rate is None else drop_rate
+        self.num_classes = num_classes
+        self._build_stem(spec, in_chans, layout)
+
+        block = BLOCKS[spec.block]
+        cin = spec.stem_width
+        self.feature_info: list[dict[str, object]] = []
+        reduction = 4 if spec.stem in ("7x7", "deep") else 1
+        for i, (depth, planes) in enumerate(zip(spec.depths, spec.widths), start=1):
+            stride = 1 if i == 1 else 2
+            stage_se = se if i in se_stages else None
+            cout = planes * block.expansion
+            layers = []
+            for j in range(depth):
+                s = stride if j == 0 else 1
+                downsample = self._downsample(spec, cin, cout, s, first_stage=i == 1)
+                layers.append(
+                    block(
+                        cin, planes, s, downsample, stage_se, groups=spec.groups,
+                        base_width=spec.base_width, first_width_ratio=spec.first_width_ratio,
+                        stride_in=stride_in,
+                    )
+                )
+                cin = cout
+            self.add_module(f"layer{i}", nn.Sequential(*layers))
+            reduction *= stride
+            self.feature_info.append({"module": f"layer{i}", "num_chs": cout, "reduction": reduction})
+        self.num_features = cin
+        self.bn_final = nn.BatchNorm2d(cin) if spec.block.startswith("preact") else None
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
+        self.fc = nn.Linear(cin, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_weights()
+
+    def _build_stem(self, spec: ResNetSpec, in_chans: int, layout: Layout) -> None:
+        w = spec.stem_width
+        pool = (
+            nn.MaxPool2d(3, 2, 0, ceil_mode=True) if layout == "caffe" else nn.MaxPool2d(3, 2, 1)
+        )
+        if spec.stem == "7x7":
+            self.conv1 = nn.Conv2d(in_chans, w, 7, 2, 3, bias=False)
+            self.bn1, self.maxpool = nn.BatchNorm2d(w), pool
+        elif spec.stem == "deep":  # SENet-154: three 3×3 convolutions, 64-64-128
+            self.conv1 = nn.Sequential(
+                conv3x3(in_chans, w // 2, 2), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
+                conv3x3(w // 2, w // 2), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
+                conv3x3(w // 2, w),
+            )  # fmt: skip
+            self.bn1, self.maxpool = nn.BatchNorm2d(w), pool
+        elif spec.stem == "cifar":
+            self.conv1, self.bn1, self.maxpool = conv3x3(in_chans, w), nn.BatchNorm2d(w), None
+        else:  # cifar_preact: the first block pre-activates
+            self.conv1, self.bn1, self.maxpool = conv3x3(in_chans, w), None, None
+
+    @staticmethod
+    def _downsample(
+        spec: ResNetSpec, cin: int, cout: int, stride: int, first_stage: bool
+    ) -> nn.Module | None:
+        if stride == 1 and cin == cout:
+            return None
+        if spec.shortcut == "A":
+            return ZeroPadShortcut(cin, cout, stride)
+        if spec.block.startswith("preact"):
+            return conv1x1(cin, cout, stride)
+        k = 1 if first_stage else spec.downsample_kernel
+        conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+        return nn.Sequential(conv, nn.BatchNorm2d(cout))
+
+    def _init_weights(self) -> None:
+        """He (MSRA) initialisation, as the paper trains (Sec. 5.1)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i}") for i in range(1, self.spec.num_stages + 1)]
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        if self.bn1 is not None:
+            x = torch.relu(self.bn1(x))
+        return x if self.maxpool is None else self.maxpool(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The final feature map (N × num_features × H/32 × W/32 on ImageNet)."""
+        x = self.forward_stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        if self.bn_final is not None:
+            x = torch.relu(self.bn_final(x))
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(self.global_pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a freshly initialised one (0 removes it)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+# --------------------------------------------------------------------------------------------
+# The spec table: every residual network of the paper.
+# --------------------------------------------------------------------------------------------
+_CIFAR = {"widths": (16, 32, 64), "stem": "cifar", "stem_width": 16}
+_PREACT = {"widths": (16, 32, 64), "stem": "cifar_preact", "stem_width": 16}
+
+SPECS: dict[str, ResNetSpec] = {
+    "resnet18": ResNetSpec("basic", (2, 2, 2, 2)),
+    "resnet34": ResNetSpec("basic", (3, 4, 6, 3)),
+    "resnet50": ResNetSpec("bottleneck", (3, 4, 6, 3), stride_in_1x1=True),
+    "resnet101": ResNetSpec("bottleneck", (3, 4, 23, 3), stride_in_1x1=True),
+    "resnet152": ResNetSpec("bottleneck", (3, 8, 36, 3), stride_in_1x1=True),
+    "resnext50_32x4d": ResNetSpec("bottleneck", (3, 4, 6, 3), groups=32, base_width=4),
+    "resnext101_32x4d": ResNetSpec("bottleneck", (3, 4, 23, 3), groups=32, base_width=4),
+    # SENet-154 (appendix): 64×4d ResNeXt-152 layout with the first 1×1 halved, a deep stem,
+    # 3×3 stride-2 projections and dropout 0.2 before the classifier.
+    "senet154": ResNetSpec(
+        "bottleneck", (3, 8, 36, 3), groups=64, base_width=4, first_width_ratio=0.5,
+        stem="deep", stem_width=128, downsample_kernel=3, dropout=0.2,
+    ),  # fmt: skip
+    **{f"cifar_resnet{6 * n + 2}": ResNetSpec("basic", (n, n, n), shortcut="A", **_CIFAR) for n in (3, 5, 7, 9, 18)},
+    "cifar_resnet164": ResNetSpec("preact_bottleneck", (18, 18, 18), **_PREACT),
+    "cifar_wrn16_8": ResNetSpec("preact_basic", (2, 2, 2), **{**_PREACT, "widths": (128, 256, 512)}),
+}
+
+# The paper's reference numbers: Table 2 (ImageNet, 224, "re-implementation" and SE columns;
+# GMACs = its GFLOPs column), Table 10 (ResNet-50 params) and Table 4 (CIFAR-10 error).
+_PAPER: dict[str, tuple[PaperRef, PaperRef]] = {
+    "resnet50": (PaperRef(3.86, 25.6, 24.80, 7.48, "Table 2"), PaperRef(3.87, 28.1, 23.29, 6.62, "Table 2")),
+    "resnet101": (PaperRef(7.58, None, 23.17, 6.52, "Table 2"), PaperRef(7.60, None, 22.38, 6.07, "Table 2")),
+    "resnet152": (PaperRef(11.30, None, 22.42, 6.34, "Table 2"), PaperRef(11.32, None, 21.57, 5.73, "Table 2")),
+    "resnext50_32x4d": (PaperRef(4.24, None, 22.11, 5.90, "Table 2"), PaperRef(4.25, None, 21.10, 5.49, "Table 2")),
+    "resnext101_32x4d": (PaperRef(7.99, None, 21.18, 5.57, "Table 2"), PaperRef(8.00, None, 20.70, 5.01, "Table 2")),
+    "senet154": (PaperRef(source="appendix"), PaperRef(None, None, 18.68, 4.47, "Table 8 / release")),
+    "cifar_resnet110": (PaperRef(top1_err=6.37, source="Table 4"), PaperRef(top1_err=5.21, source="Table 4")),
+    "cifar_resnet164": (PaperRef(top1_err=5.46, source="Table 4"), PaperRef(top1_err=4.39, source="Table 4")),
+    "cifar_wrn16_8": (PaperRef(top1_err=4.27, source="Table 4"), PaperRef(top1_err=3.88, source="Table 4")),
+}
+
+
+def _se_name(name: str) -> str:
+    if name == "senet154":
+        return "senet154"
+    if name.startswith("cifar_"):
+        return "cifar_se_" + name[len("cifar_") :]
+    return "se_" + name
+
+
+def _plain_name(name: str) -> str:
+    return "senet154_plain" if name == "senet154" else name
+
+
+def _make_builder(spec: ResNetSpec, with_se: bool):  # noqa: ANN202  (signature is the public option list)
+    if not with_se:
+
+        def build_plain(
+            num_classes: int = 1000,
+            in_chans: int = 3,
+            layout: Layout = "caffe",
+            stride_in: StrideIn | None = None,
+            drop_rate: float | None = None,
+        ) -> ResNet:
+            return ResNet(spec, num_classes, in_chans, None, None, layout, stride_in, drop_rate)
+
+        return build_plain
+
+    def build_se(
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        layout: Layout = "caffe",
+        stride_in: StrideIn | None = None,
+        drop_rate: float | None = None,
+        reduction: float = 16,
+        squeeze: Squeeze = "avg",
+        gate: Gate = "sigmoid",
+        se_bias: bool = True,
+        se_divisor: int = 1,
+        se_min_channels: int | None = None,
+        integration: Integration = "standard",
+        se_stages: tuple[int, ...] | None = None,
+    ) -> ResNet:
+        cfg = SEConfig(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels, integration)
+        return ResNet(spec, num_classes, in_chans, cfg, se_stages, layout, stride_in, drop_rate)
+
+    return build_se
+
+
+def _register_family() -> None:
+    for name, spec in SPECS.items():
+        cifar = name.startswith("cifar_")
+        plain_ref, se_ref = _PAPER.get(name, (PaperRef(), PaperRef()))
+        plain, se_name = _plain_name(name), _se_name(name)
+        kw = {
+            "family": "cifar_resnet" if cifar else ("resnext" if spec.groups > 1 else "resnet"),
+            "input_size": 32 if cifar else 224,
+            "num_classes": 10 if cifar else 1000,
+        }
+        register_model(ModelEntry(plain, _make_builder(spec, False), has_se=False, paper=plain_ref, **kw))
+        register_model(
+            ModelEntry(se_name, _make_builder(spec, True), has_se=True, baseline=plain, paper=se_ref, **kw)
+        )
+
+
+_register_family()
