@@ -112,6 +112,10 @@ class SqueezeExcitation(nn.Module):
     release, timm and torchvision), so released weights load without reshaping. With
     ``squeeze="none"`` (NoSqueeze, Table 16) they run as real 1×1 convolutions on the full map and
     the gate has the input's spatial size.
+
+    Contract: every use of the block computes its gate through ``excitation(x)`` (blocks that fuse
+    the scale with the residual sum call it directly), and ``excitation`` passes ``s`` through
+    ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing the model.
     """
 
     def __init__(
@@ -134,18 +138,23 @@ class SqueezeExcitation(nn.Module):
         self.gate = gate
         self.fc1 = nn.Conv2d(channels, self.hidden, 1, bias=bias)
         self.fc2 = nn.Conv2d(self.hidden, channels, 1, bias=bias)
+        # Hook point: forward hooks on ``gate_out`` see the excitation s (analysis, Figs. 6–7).
+        self.gate_out = nn.Identity()
 
     @classmethod
     def from_config(cls, channels: int, cfg: SEConfig) -> SqueezeExcitation:
-        return cls(channels, cfg.reduction, cfg.squeeze, cfg.gate, cfg.bias, cfg.divisor, cfg.min_channels)
+        return cls(
+            channels, cfg.reduction, cfg.squeeze, cfg.gate, cfg.bias, cfg.divisor, cfg.min_channels
+        )
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The gate ``s`` for input ``x``: N×C×1×1, or N×C×H×W for NoSqueeze."""
         if self.squeeze == "none":
             h = nn.functional.relu(self.fc1(x))
-            return ops.apply_gate(self.fc2(h), self.gate)
+            return self.gate_out(ops.apply_gate(self.fc2(h), self.gate))
         z = ops.squeeze(x, self.squeeze)
-        return ops.excite(z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.gate)
+        s = ops.excite(z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.gate)
+        return self.gate_out(s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ops.scale(x, self.excitation(x))

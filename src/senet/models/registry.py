@@ -44,6 +44,7 @@ class ModelEntry:
     has_se: bool
     baseline: str | None = None  # the plain network an SE network is compared with
     input_size: int = 224
+    min_input_size: int = 32  # smallest input the architecture accepts (tests use it)
     num_classes: int = 1000
     paper: PaperRef = field(default_factory=PaperRef)
     description: str = ""

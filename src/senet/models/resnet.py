@@ -76,7 +76,9 @@ class ResNet(nn.Module):
         se_stages = stages if se_stages is None else tuple(se_stages)
         bad = [s for s in se_stages if s not in stages]
         if bad:
-            raise ValueError(f"se_stages={se_stages} names stage(s) {bad}; this network has stages {stages}")
+            raise ValueError(
+                f"se_stages={se_stages} names stage(s) {bad}; this network has stages {stages}"
+            )
         if stride_in is None:
             stride_in = "1x1" if (spec.stride_in_1x1 and layout == "caffe") else "3x3"
         self.spec, self.layout = spec, layout
@@ -98,15 +100,23 @@ class ResNet(nn.Module):
                 downsample = self._downsample(spec, cin, cout, s, first_stage=i == 1)
                 layers.append(
                     block(
-                        cin, planes, s, downsample, stage_se, groups=spec.groups,
-                        base_width=spec.base_width, first_width_ratio=spec.first_width_ratio,
+                        cin,
+                        planes,
+                        s,
+                        downsample,
+                        stage_se,
+                        groups=spec.groups,
+                        base_width=spec.base_width,
+                        first_width_ratio=spec.first_width_ratio,
                         stride_in=stride_in,
                     )
                 )
                 cin = cout
             self.add_module(f"layer{i}", nn.Sequential(*layers))
             reduction *= stride
-            self.feature_info.append({"module": f"layer{i}", "num_chs": cout, "reduction": reduction})
+            self.feature_info.append(
+                {"module": f"layer{i}", "num_chs": cout, "reduction": reduction}
+            )
         self.num_features = cin
         self.bn_final = nn.BatchNorm2d(cin) if spec.block.startswith("preact") else None
         self.global_pool = nn.AdaptiveAvgPool2d(1)
@@ -116,9 +126,7 @@ class ResNet(nn.Module):
 
     def _build_stem(self, spec: ResNetSpec, in_chans: int, layout: Layout) -> None:
         w = spec.stem_width
-        pool = (
-            nn.MaxPool2d(3, 2, 0, ceil_mode=True) if layout == "caffe" else nn.MaxPool2d(3, 2, 1)
-        )
+        pool = nn.MaxPool2d(3, 2, 0, ceil_mode=True) if layout == "caffe" else nn.MaxPool2d(3, 2, 1)
         if spec.stem == "7x7":
             self.conv1 = nn.Conv2d(in_chans, w, 7, 2, 3, bias=False)
             self.bn1, self.maxpool = nn.BatchNorm2d(w), pool
@@ -211,26 +219,65 @@ SPECS: dict[str, ResNetSpec] = {
     # SENet-154 (appendix): 64×4d ResNeXt-152 layout with the first 1×1 halved, a deep stem,
     # 3×3 stride-2 projections and dropout 0.2 before the classifier.
     "senet154": ResNetSpec(
-        "bottleneck", (3, 8, 36, 3), groups=64, base_width=4, first_width_ratio=0.5,
-        stem="deep", stem_width=128, downsample_kernel=3, dropout=0.2,
+        "bottleneck",
+        (3, 8, 36, 3),
+        groups=64,
+        base_width=4,
+        first_width_ratio=0.5,
+        stem="deep",
+        stem_width=128,
+        downsample_kernel=3,
+        dropout=0.2,
     ),  # fmt: skip
-    **{f"cifar_resnet{6 * n + 2}": ResNetSpec("basic", (n, n, n), shortcut="A", **_CIFAR) for n in (3, 5, 7, 9, 18)},
+    **{
+        f"cifar_resnet{6 * n + 2}": ResNetSpec("basic", (n, n, n), shortcut="A", **_CIFAR)
+        for n in (3, 5, 7, 9, 18)
+    },
     "cifar_resnet164": ResNetSpec("preact_bottleneck", (18, 18, 18), **_PREACT),
-    "cifar_wrn16_8": ResNetSpec("preact_basic", (2, 2, 2), **{**_PREACT, "widths": (128, 256, 512)}),
+    "cifar_wrn16_8": ResNetSpec(
+        "preact_basic", (2, 2, 2), **{**_PREACT, "widths": (128, 256, 512)}
+    ),
 }
 
 # The paper's reference numbers: Table 2 (ImageNet, 224, "re-implementation" and SE columns;
 # GMACs = its GFLOPs column), Table 10 (ResNet-50 params) and Table 4 (CIFAR-10 error).
 _PAPER: dict[str, tuple[PaperRef, PaperRef]] = {
-    "resnet50": (PaperRef(3.86, 25.6, 24.80, 7.48, "Table 2"), PaperRef(3.87, 28.1, 23.29, 6.62, "Table 2")),
-    "resnet101": (PaperRef(7.58, None, 23.17, 6.52, "Table 2"), PaperRef(7.60, None, 22.38, 6.07, "Table 2")),
-    "resnet152": (PaperRef(11.30, None, 22.42, 6.34, "Table 2"), PaperRef(11.32, None, 21.57, 5.73, "Table 2")),
-    "resnext50_32x4d": (PaperRef(4.24, None, 22.11, 5.90, "Table 2"), PaperRef(4.25, None, 21.10, 5.49, "Table 2")),
-    "resnext101_32x4d": (PaperRef(7.99, None, 21.18, 5.57, "Table 2"), PaperRef(8.00, None, 20.70, 5.01, "Table 2")),
-    "senet154": (PaperRef(source="appendix"), PaperRef(None, None, 18.68, 4.47, "Table 8 / release")),
-    "cifar_resnet110": (PaperRef(top1_err=6.37, source="Table 4"), PaperRef(top1_err=5.21, source="Table 4")),
-    "cifar_resnet164": (PaperRef(top1_err=5.46, source="Table 4"), PaperRef(top1_err=4.39, source="Table 4")),
-    "cifar_wrn16_8": (PaperRef(top1_err=4.27, source="Table 4"), PaperRef(top1_err=3.88, source="Table 4")),
+    "resnet50": (
+        PaperRef(3.86, 25.6, 24.80, 7.48, "Table 2"),
+        PaperRef(3.87, 28.1, 23.29, 6.62, "Table 2"),
+    ),
+    "resnet101": (
+        PaperRef(7.58, None, 23.17, 6.52, "Table 2"),
+        PaperRef(7.60, None, 22.38, 6.07, "Table 2"),
+    ),
+    "resnet152": (
+        PaperRef(11.30, None, 22.42, 6.34, "Table 2"),
+        PaperRef(11.32, None, 21.57, 5.73, "Table 2"),
+    ),
+    "resnext50_32x4d": (
+        PaperRef(4.24, None, 22.11, 5.90, "Table 2"),
+        PaperRef(4.25, None, 21.10, 5.49, "Table 2"),
+    ),
+    "resnext101_32x4d": (
+        PaperRef(7.99, None, 21.18, 5.57, "Table 2"),
+        PaperRef(8.00, None, 20.70, 5.01, "Table 2"),
+    ),
+    "senet154": (
+        PaperRef(source="appendix"),
+        PaperRef(None, None, 18.68, 4.47, "Table 8 / release"),
+    ),
+    "cifar_resnet110": (
+        PaperRef(top1_err=6.37, source="Table 4"),
+        PaperRef(top1_err=5.21, source="Table 4"),
+    ),
+    "cifar_resnet164": (
+        PaperRef(top1_err=5.46, source="Table 4"),
+        PaperRef(top1_err=4.39, source="Table 4"),
+    ),
+    "cifar_wrn16_8": (
+        PaperRef(top1_err=4.27, source="Table 4"),
+        PaperRef(top1_err=3.88, source="Table 4"),
+    ),
 }
 
 
@@ -246,7 +293,7 @@ def _plain_name(name: str) -> str:
     return "senet154_plain" if name == "senet154" else name
 
 
-def _make_builder(spec: ResNetSpec, with_se: bool):  # noqa: ANN202  (signature is the public option list)
+def _make_builder(spec: ResNetSpec, with_se: bool):
     if not with_se:
 
         def build_plain(
@@ -291,9 +338,13 @@ def _register_family() -> None:
             "input_size": 32 if cifar else 224,
             "num_classes": 10 if cifar else 1000,
         }
-        register_model(ModelEntry(plain, _make_builder(spec, False), has_se=False, paper=plain_ref, **kw))
         register_model(
-            ModelEntry(se_name, _make_builder(spec, True), has_se=True, baseline=plain, paper=se_ref, **kw)
+            ModelEntry(plain, _make_builder(spec, False), has_se=False, paper=plain_ref, **kw)
+        )
+        register_model(
+            ModelEntry(
+                se_name, _make_builder(spec, True), has_se=True, baseline=plain, paper=se_ref, **kw
+            )
         )
 
 

@@ -1,0 +1,143 @@
+"""Every registered network: builds, runs forward/backward, exposes the uniform interface."""
+
+import pytest
+import torch
+
+import senet
+from senet.models.registry import get_entry
+
+ALL = senet.list_models()
+HEAVY = {"senet154", "senet154_plain"}
+
+
+def small_input(name):
+    entry = get_entry(name)
+    size = entry.input_size if entry.input_size <= 64 else max(64, entry.min_input_size)
+    return torch.randn(2, 3, size, size)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in ALL]
+)
+def test_forward_backward_interface(name):
+    torch.manual_seed(0)
+    model = senet.create_model(name, num_classes=7)
+    x = small_input(name)
+    out = model(x)
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    no_grad = [
+        n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
+    assert not no_grad, f"parameters without a finite gradient: {no_grad[:5]}"
+    # forward_features + forward_head == forward; reset_classifier changes the head only
+    model.eval()
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        torch.testing.assert_close(model.forward_head(feats), model(x))
+        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+    model.reset_classifier(3)
+    assert model.get_classifier().out_features == 3
+    assert model(x).shape == (2, 3)
+    assert model.feature_info[-1]["num_chs"] == model.num_features
+
+
+def test_list_models_and_create_model_agree():
+    assert len(ALL) == len(set(ALL)) >= 30
+    for name in ALL:
+        entry = get_entry(name)
+        assert entry.name == name
+        if entry.baseline:
+            assert entry.baseline in ALL and not get_entry(entry.baseline).has_se
+    assert senet.list_models("se_resnet*") == [
+        "se_resnet101", "se_resnet152", "se_resnet18", "se_resnet34", "se_resnet50",
+    ]  # fmt: skip
+    assert set(senet.list_models(se=True)).isdisjoint(senet.list_models(se=False))
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(ValueError, match=r"unknown model 'se_resnet5'; did you mean se_resnet50"):
+        senet.create_model("se_resnet5")
+
+
+def test_bad_options_are_named():
+    with pytest.raises(
+        ValueError, match=r"resnet50 is a plain network without SE blocks.*use se_resnet50"
+    ):
+        senet.create_model("resnet50", reduction=8)
+    with pytest.raises(ValueError, match="has no option 'reductoin'; did you mean reduction"):
+        senet.create_model("se_resnet50", reductoin=8)
+    with pytest.raises(ValueError, match=r"se_stages=\(5,\) names stage\(s\) \[5\]"):
+        senet.create_model("se_resnet50", se_stages=(5,))
+    with pytest.raises(ValueError, match="layout='keras' is not supported"):
+        senet.create_model("resnet50", layout="keras")
+    with pytest.raises(ValueError, match="num_classes=0 must be a positive integer"):
+        senet.create_model("resnet18", num_classes=0)
+    with pytest.raises(ValueError, match="reduction=32 leaves no hidden channel for 16"):
+        senet.create_model("cifar_se_resnet20", reduction=32)
+
+
+@pytest.mark.parametrize("integration", ["standard", "pre", "post", "identity", "3x3"])
+@pytest.mark.parametrize(
+    "name", ["se_resnet18", "se_resnet50", "cifar_se_resnet20", "cifar_se_wrn16_8"]
+)
+def test_integration_modes_place_se_where_the_paper_says(name, integration):
+    model = senet.create_model(name, integration=integration)
+    block = model.layer2[0]
+    se = block.se
+    cin = block.conv1.in_channels
+    mid = block.conv2.out_channels if integration == "3x3" else None
+    expected = {"pre": cin, "3x3": mid}.get(integration, model.feature_info[1]["num_chs"])
+    if integration == "3x3" and hasattr(block, "conv3"):
+        expected = block.conv2.out_channels
+    elif integration == "3x3":
+        expected = block.conv1.out_channels
+    assert se.channels == expected
+    # the SE block really runs (no module that is registered but never called)
+    seen = []
+    se.gate_out.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    res = get_entry(name).input_size
+    model(torch.randn(1, 3, min(res, 64), min(res, 64)))
+    assert seen and seen[0][1] == expected
+
+
+def test_integration_modes_compute_different_functions():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    outs = {}
+    for mode in ["standard", "pre", "post", "identity", "3x3"]:
+        torch.manual_seed(0)
+        outs[mode] = senet.create_model("cifar_se_resnet20", integration=mode).eval()(x)
+    modes = list(outs)
+    for i, a in enumerate(modes):
+        for b in modes[i + 1 :]:
+            assert not torch.allclose(outs[a], outs[b]), (a, b)
+
+
+def test_se_stages_and_layouts():
+    m = senet.create_model("se_resnet50", se_stages=(1, 2, 3))
+    assert all(b.se is not None for b in m.layer3) and all(b.se is None for b in m.layer4)
+    caffe = senet.create_model("se_resnet50")
+    tv = senet.create_model("se_resnet50", layout="torchvision")
+    assert caffe.layer2[0].conv1.stride == (2, 2) and caffe.layer2[0].conv2.stride == (1, 1)
+    assert tv.layer2[0].conv1.stride == (1, 1) and tv.layer2[0].conv2.stride == (2, 2)
+    assert caffe.maxpool.ceil_mode and caffe.maxpool.padding == 0 and tv.maxpool.padding == 1
+    forced = senet.create_model("se_resnet50", stride_in="3x3")
+    assert forced.layer2[0].conv2.stride == (2, 2) and forced.maxpool.ceil_mode
+    # ResNeXt and SENet-154 were released with the stride in the 3×3 convolution
+    assert senet.create_model("se_resnext50_32x4d").layer2[0].conv2.stride == (2, 2)
+
+
+def test_senet154_has_the_appendix_modifications():
+    m = senet.create_model("senet154")
+    assert (
+        isinstance(m.conv1, torch.nn.Sequential)
+        and len([c for c in m.conv1 if isinstance(c, torch.nn.Conv2d)]) == 3
+    )
+    b = m.layer1[0]
+    assert b.conv1.out_channels * 2 == b.conv2.out_channels == 256  # first 1×1 halved
+    assert b.conv2.groups == 64  # 64×4d
+    assert m.layer2[0].downsample[0].kernel_size == (3, 3)  # 3×3 stride-2 projection
+    assert m.layer1[0].downsample[0].kernel_size == (1, 1)  # stage 1 keeps the 1×1 (release)
+    assert m.dropout.p == 0.2
