@@ -228,7 +228,7 @@ SPECS: dict[str, ResNetSpec] = {
         stem_width=128,
         downsample_kernel=3,
         dropout=0.2,
-    ),  # fmt: skip
+    ),
     **{
         f"cifar_resnet{6 * n + 2}": ResNetSpec("basic", (n, n, n), shortcut="A", **_CIFAR)
         for n in (3, 5, 7, 9, 18)
