@@ -7,7 +7,8 @@ import senet
 from senet.models.registry import get_entry
 
 ALL = senet.list_models()
-HEAVY = {"senet154", "senet154_plain"}
+# big networks (>50M params or slow at any size) run in the slow suite
+HEAVY = {"senet154", "senet154_plain", "vgg16_bn", "se_vgg16_bn", "inception_resnet_v2", "se_inception_resnet_v2"}
 
 
 def small_input(name):
@@ -36,7 +37,10 @@ def test_forward_backward_interface(name):
     with torch.no_grad():
         feats = model.forward_features(x)
         torch.testing.assert_close(model.forward_head(feats), model(x))
-        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+        # pre-logits feed the classifier (= num_features, except VGG's 4096-wide hidden FC head)
+        pre = model.forward_head(feats, pre_logits=True)
+        assert pre.shape == (2, model.get_classifier().in_features)
+        assert feats.shape[1] == model.num_features
     model.reset_classifier(3)
     assert model.get_classifier().out_features == 3
     assert model(x).shape == (2, 3)

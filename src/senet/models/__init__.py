@@ -1,7 +1,17 @@
 """The networks of the paper; importing this package registers every name."""
 
-from senet.models import resnet  # noqa: F401  (registers the residual family)
+from senet.models import inception, inception_resnet, mobile, resnet, vgg  # noqa: F401  (register families)
 from senet.models.registry import ModelEntry, PaperRef, build_model, get_entry, list_models
 from senet.models.resnet import ResNet, ResNetSpec
+from senet.models.retrofit import add_se
 
-__all__ = ["ModelEntry", "PaperRef", "ResNet", "ResNetSpec", "build_model", "get_entry", "list_models"]
+__all__ = [
+    "ModelEntry",
+    "PaperRef",
+    "ResNet",
+    "ResNetSpec",
+    "add_se",
+    "build_model",
+    "get_entry",
+    "list_models",
+]

@@ -1,0 +1,152 @@
+"""VGG-16 with batch normalisation and SE-VGG-16 (Table 2; SE placement from Sec. 3.3 / 5.1).
+
+The plain network is torchvision's ``vgg16_bn`` module for module (same ``features.N`` and
+``classifier.N`` indices, convolutions with biases), so its weights load by name. The SE version
+adds an SE block after the non-linearity of every convolution, as Sec. 3.3 describes ("the SE
+block ... can be integrated ... after the non-linearity following each convolution"): the ReLU
+slot ``features.N`` becomes ``ReLUSE`` (ReLU then SE), which keeps every convolution and BN at the
+index torchvision uses, so ``vgg16_bn`` weights load into ``se_vgg16_bn`` with only the SE layers
+missing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from senet.layers.se import Gate, SEConfig, Squeeze, SqueezeExcitation
+from senet.models._common import check_se_stages, se_config
+from senet.models.registry import ModelEntry, PaperRef, register_model
+
+#: convolution widths per stage; a max-pool ends every stage (Simonyan & Zisserman, config D)
+VGG16_STAGES: tuple[tuple[int, ...], ...] = (
+    (64, 64),
+    (128, 128),
+    (256, 256, 256),
+    (512,) * 3,
+    (512,) * 3,
+)
+
+
+class ReLUSE(nn.Module):
+    """ReLU followed by an SE block: the SE-VGG unit after each convolution's BN."""
+
+    def __init__(self, channels: int, se: SEConfig) -> None:
+        super().__init__()
+        self.se = SqueezeExcitation.from_config(channels, se)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.se(torch.relu(x))
+
+
+class VGG(nn.Module):
+    """VGG with BN after every convolution (torchvision layout), optionally SE after each ReLU."""
+
+    def __init__(
+        self,
+        stages: tuple[tuple[int, ...], ...] = VGG16_STAGES,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        se: SEConfig | None = None,
+        se_stages: tuple[int, ...] | None = None,
+        drop_rate: float = 0.5,
+    ) -> None:
+        super().__init__()
+        se_stages = check_se_stages(se_stages, len(stages))
+        layers: list[nn.Module] = []
+        self.feature_info: list[dict[str, object]] = []
+        cin = in_chans
+        for i, widths in enumerate(stages, start=1):
+            for w in widths:
+                act = ReLUSE(w, se) if se is not None and i in se_stages else nn.ReLU(inplace=True)
+                layers += [nn.Conv2d(cin, w, 3, padding=1), nn.BatchNorm2d(w), act]
+                cin = w
+            layers.append(nn.MaxPool2d(2, 2))
+            self.feature_info.append(
+                {"module": f"features.{len(layers) - 1}", "num_chs": cin, "reduction": 2**i}
+            )
+        self.features = nn.Sequential(*layers)
+        self.num_features = cin
+        self.head_hidden_size = 4096
+        self.num_classes = num_classes
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(cin * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(4096, num_classes) if num_classes > 0 else nn.Identity(),
+        )  # fmt: skip
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """torchvision's VGG initialisation (He for convolutions, N(0, 0.01) for FC layers)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last max-pool's output (N × 512 × H/32 × W/32)."""
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Adaptive 7×7 pooling and the three FC layers; ``pre_logits`` stops before the last."""
+        x = self.classifier[:-1](self.avgpool(x).flatten(1))
+        return x if pre_logits else self.classifier[-1](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the last FC layer with a freshly initialised one (0 removes it)."""
+        self.num_classes = num_classes
+        fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier[-1] = fc
+
+
+def _make_builder(stages: tuple[tuple[int, ...], ...], with_se: bool):
+    if not with_se:
+
+        def build_plain(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> VGG:
+            return VGG(stages, num_classes, in_chans, None, None, drop_rate)
+
+        return build_plain
+
+    def build_se(
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.5,
+        reduction: float = 16,
+        squeeze: Squeeze = "avg",
+        gate: Gate = "sigmoid",
+        se_bias: bool = True,
+        se_divisor: int = 1,
+        se_min_channels: int | None = None,
+        se_stages: tuple[int, ...] | None = None,
+    ) -> VGG:
+        cfg = se_config(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels)
+        return VGG(stages, num_classes, in_chans, cfg, se_stages, drop_rate)
+
+    return build_se
+
+
+def _register() -> None:
+    kw = {"family": "vgg", "input_size": 224, "num_classes": 1000}
+    plain = PaperRef(15.47, None, 27.02, 8.81, "Table 2")
+    se = PaperRef(15.48, None, 25.22, 7.70, "Table 2")
+    register_model(ModelEntry("vgg16_bn", _make_builder(VGG16_STAGES, False), has_se=False, paper=plain,
+                              description="VGG-16 with BN after every convolution (torchvision layout)", **kw))  # fmt: skip
+    register_model(ModelEntry("se_vgg16_bn", _make_builder(VGG16_STAGES, True), has_se=True, baseline="vgg16_bn",
+                              paper=se, description="SE-VGG-16: SE after the ReLU of each convolution", **kw))  # fmt: skip
+
+
+_register()
