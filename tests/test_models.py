@@ -8,7 +8,14 @@ from senet.models.registry import get_entry
 
 ALL = senet.list_models()
 # big networks (>50M params or slow at any size) run in the slow suite
-HEAVY = {"senet154", "senet154_plain", "vgg16_bn", "se_vgg16_bn", "inception_resnet_v2", "se_inception_resnet_v2"}
+HEAVY = {
+    "senet154",
+    "senet154_plain",
+    "vgg16_bn",
+    "se_vgg16_bn",
+    "inception_resnet_v2",
+    "se_inception_resnet_v2",
+}
 
 
 def small_input(name):

@@ -214,7 +214,12 @@ def _make_builder(with_se: bool):
 
 
 def _register() -> None:
-    kw = {"family": "inception_resnet", "input_size": 299, "min_input_size": 75, "num_classes": 1000}
+    kw = {
+        "family": "inception_resnet",
+        "input_size": 299,
+        "min_input_size": 75,
+        "num_classes": 1000,
+    }
     plain = PaperRef(11.75, None, 20.37, 5.21, "Table 2")
     se = PaperRef(11.76, None, 19.80, 4.79, "Table 2")
     register_model(ModelEntry("inception_resnet_v2", _make_builder(False), has_se=False, paper=plain,
