@@ -8,6 +8,7 @@ executes code.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,25 @@ def model_metadata(model: nn.Module, **extra: Any) -> dict[str, Any]:
     name = getattr(model, "model_name", None)
     if name is None:
         raise ValueError("model has no model_name; build it with senet.create_model(name, ...)")
-    options = dict(getattr(model, "build_options", {}))
+    # every option, defaults included: the layout (caffe vs torchvision) must travel with the
+    # weights, and a later change of a default must not change what an old checkpoint rebuilds
+    options = effective_options(model)
     meta = {"model": name, "options": options, "num_classes": getattr(model, "num_classes", None)}
     meta.update(extra)
     return meta
 
 
-def save_weights(model: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+def save_weights(
+    model: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write ``model``'s state dict and metadata to ``path`` (safetensors) atomically."""
     meta = model_metadata(model, **(metadata or {}))
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    return save_state_dict(model.state_dict(), meta, path)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path) -> Path:
+    """Write a state dict in senet's key names and its metadata to ``path`` atomically."""
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     blob = json.dumps(meta, default=_jsonable)
     return atomic_write(path, lambda p: save_file(tensors, str(p), metadata={METADATA_KEY: blob}))
 
@@ -60,12 +70,16 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
                 meta_blob = (f.metadata() or {}).get(METADATA_KEY)
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except Exception as err:  # safetensors raises its own error types for corrupt files
-            raise ValueError(f"checkpoint {path} is not a readable safetensors file: {err}") from err
+            raise ValueError(
+                f"checkpoint {path} is not a readable safetensors file: {err}"
+            ) from err
         return state, json.loads(meta_blob) if meta_blob else {}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"checkpoint {path} could not be read safely (weights_only=True): {err}") from err
+        raise ValueError(
+            f"checkpoint {path} could not be read safely (weights_only=True): {err}"
+        ) from err
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         return obj["model"], obj.get("meta", {}) or {}
     if isinstance(obj, dict) and "state_dict" in obj:
@@ -75,31 +89,193 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     raise ValueError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
 
 
-def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dict[str, Any]:
-    """Load ``path`` into ``model``; mismatches are reported by name. Returns the metadata."""
-    state, meta = read_weights(path)
+#: options that do not change the function a checkpoint computes in eval mode (checked otherwise)
+FREE_OPTIONS = frozenset({"drop_rate"})
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The senet metadata of a safetensors file without reading its tensors ({} for other files)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            blob = (f.metadata() or {}).get(METADATA_KEY)
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} is not a readable safetensors file: {err}") from err
+    return json.loads(blob) if blob else {}
+
+
+def effective_options(model: nn.Module) -> dict[str, Any]:
+    """Every build option of ``model``: the ones it was built with plus its builder's defaults."""
+    from senet.models.registry import get_entry
+
+    name = getattr(model, "model_name", None)
+    if name is None:
+        return {}
+    params = inspect.signature(get_entry(name).builder).parameters
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    opts = {
+        k: p.default
+        for k, p in params.items()
+        if k != "num_classes" and p.kind in named and p.default is not inspect.Parameter.empty
+    }
+    opts.update(getattr(model, "build_options", {}))
+    return opts
+
+
+def check_compatible(model: nn.Module, meta: dict[str, Any], path: str | Path) -> None:
+    """Refuse a checkpoint saved from another network or under other options (e.g. the layout).
+
+    Weights of the stride-in-1×1 ("caffe") and stride-in-3×3 ("torchvision") layouts have the same
+    shapes, so only the metadata can tell them apart (PAPER.md, "Trap").
+    """
+    name = getattr(model, "model_name", None)
+    saved = meta.get("model")
+    if name is not None and saved is not None and saved != name:
+        raise ValueError(
+            f"checkpoint {path} holds {saved}, not {name}; use create_model({saved!r}, ...)"
+        )
+    ours = effective_options(model)
+    diffs = []
+    for key, value in (meta.get("options") or {}).items():
+        if key in FREE_OPTIONS or key not in ours:
+            continue
+        mine = ours[key]
+        if _norm(mine) != _norm(value):
+            diffs.append(f"{key}={value!r} in the checkpoint but {key}={mine!r} in the model")
+    if diffs:
+        raise ValueError(
+            f"checkpoint {path} was saved under other options: {'; '.join(diffs)}. The weights may "
+            "fit by shape but compute a different function; build the model with the checkpoint's "
+            f"options (senet.create_model({saved or name!r}, checkpoint=...) reads them from the file)"
+        )
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+def normalize_state(
+    model: nn.Module, state: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path
+) -> dict[str, torch.Tensor]:
+    """Map a metadata-less checkpoint in the original release's key names onto ``model`` by name.
+
+    Such weights need the stride-in-1×1 layout; loading them into another is refused.
+    """
+    from senet.interop.convert import convert_state_dict, looks_original, strip_prefix
+
+    state = strip_prefix(state)
+    if meta.get("model") or not looks_original(list(state)):
+        return state
+    conv = convert_state_dict(state, "original")
+    check_compatible(model, {"options": conv.options}, f"{path} (original-release key names)")
+    return conv.state
+
+
+def load_state(
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    path: str | Path,
+    strict: bool = True,
+) -> dict[str, Any]:
+    """Load ``state`` into ``model`` after checking names, shapes and (from ``meta``) options."""
+    from senet.interop.convert import fill_batch_counters
+
+    check_compatible(model, meta, path)
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if strict and (missing or unexpected or wrong):
-        parts = []
-        if missing:
-            parts.append(f"missing keys {_few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys {_few(unexpected)}")
-        if wrong:
-            parts.append(
-                "shape mismatches "
-                + _few([f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong])
-            )
+    state = dict(state)
+    fill_batch_counters(state, own)
+    problems = mismatch_report(own, state)
+    if strict and problems:
         name = meta.get("model", "?")
+        hint = ""
+        if "fc.weight: checkpoint" in problems:
+            hint = (
+                "; to change the number of classes, load with the checkpoint's num_classes and "
+                "call model.reset_classifier(n)"
+            )
         raise ValueError(
             f"checkpoint {path} (model {name}) does not fit {getattr(model, 'model_name', 'this model')}: "
-            + "; ".join(parts)
+            + problems
+            + hint
         )
     model.load_state_dict(state, strict=strict)
     return meta
+
+
+def mismatch_report(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """Missing keys, unexpected keys and shape mismatches by name ('' when ``state`` fits)."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    parts = []
+    if missing:
+        parts.append(f"missing keys {_few(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {_few(unexpected)}")
+    if wrong:
+        parts.append(
+            "shape mismatches "
+            + _few(
+                [
+                    f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in wrong
+                ]
+            )
+        )
+    return "; ".join(parts)
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dict[str, Any]:
+    """Load ``path`` into ``model``; mismatches are reported by name. Returns the metadata.
+
+    A senet checkpoint's metadata must agree with the model (name, layout and other options); a
+    raw state dict in the original release's key names is mapped by name and needs
+    ``layout="caffe"``; other raw state dicts must match the model's keys.
+    """
+    state, meta = read_weights(path)
+    state = normalize_state(model, state, meta, path)
+    return load_state(model, state, meta, path, strict)
+
+
+def prepare_checkpoint(
+    name: str, path: str | Path, num_classes: int | None, options: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], int | None, dict[str, Any]]:
+    """Read ``path`` once and work out how to build ``name`` for it.
+
+    Returns (state in senet keys, metadata, num_classes, options). Options and num_classes come
+    from the metadata unless given; a raw state dict without senet metadata is read as its key
+    names say (``senet.interop.convert.convert_state_dict(source="auto")``: original-release names
+    → ``layout="caffe"``, other names → timm/torchvision's ``layout="torchvision"``), since senet's
+    own files always carry metadata. Explicit options win and are then checked against the file.
+    """
+    from senet.interop.convert import convert_for_model
+
+    state, meta = read_weights(path)
+    if meta.get("model"):
+        if meta["model"] != name:
+            raise ValueError(
+                f"checkpoint {path} holds {meta['model']}, not {name}; "
+                f"use create_model({meta['model']!r}, checkpoint=...)"
+            )
+        merged = {**(meta.get("options") or {}), **options}
+        n = meta.get("num_classes") if num_classes is None else num_classes
+        return state, meta, n, merged
+    conv = convert_for_model(state, name, "auto")
+    merged = {**conv.options, **options}
+    n = conv.num_classes if num_classes is None else num_classes
+    if conv.source == "original":
+        # the release's key names fix the layout: any other loads by shape and computes another
+        # function, so load_state's check refuses an explicit layout="torchvision"
+        implied = conv.options
+    else:  # timm/torchvision names fit either layout: the caller's explicit choices stand
+        implied = {k: v for k, v in conv.options.items() if k not in options}
+    meta = {"options": implied, "source": {"format": conv.source, "file": Path(path).name}}
+    return conv.state, meta, n, merged
 
 
 def _few(items: list[str], n: int = 5) -> str:
@@ -111,14 +287,10 @@ def load_model(path: str | Path, **overrides: Any) -> nn.Module:
     """Rebuild the model a checkpoint describes (its metadata) and load its weights."""
     from senet import create_model
 
-    state, meta = read_weights(path)
+    meta = read_metadata(path) if Path(path).suffix == ".safetensors" else read_weights(path)[1]
     if "model" not in meta:
         raise ValueError(
-            f"checkpoint {path} has no senet metadata; build the model yourself and call "
-            "load_weights(model, path), or convert it with `senet convert`"
+            f"checkpoint {path} has no senet metadata; build the model yourself with "
+            "senet.create_model(NAME, checkpoint=path), or convert it with `senet convert`"
         )
-    options = {**meta.get("options", {}), **overrides}
-    model = create_model(meta["model"], num_classes=meta.get("num_classes"), **options)
-    load_weights(model, path)
-    model.checkpoint_metadata = meta  # type: ignore[assignment]
-    return model
+    return create_model(meta["model"], checkpoint=path, **overrides)

@@ -1,0 +1,313 @@
+"""Key maps from other libraries' checkpoints to senet's, and the layout each one implies.
+
+Three sources are understood (``source=``):
+
+- ``"original"``: the released SENets as converted to PyTorch (Cadene's ``pretrainedmodels``, the
+  same files timm's ``legacy_*`` models load). Keys ``layer0.conv1``/``layer0.bn1`` (a deep
+  ``layer0.conv1..bn3`` stem for SENet-154), ``layerX.Y.se_module.fc1``, ``last_linear``. These
+  models put the ResNet bottleneck's stride in the first 1×1 and use a ceil-mode stem max-pool:
+  our ``layout="caffe"`` (the default).
+- ``"timm"``: timm's modern ``resnet*``/``seresnet*``/``seresnext*``. Same key names as ours, but
+  stride in the 3×3 and a padded max-pool (``layout="torchvision"``), and SE widths rounded with
+  ``make_divisible(C/16, 8)`` (``se_divisor=8``; only SE-ResNet-18/34 differ from C//16).
+- ``"torchvision"``: torchvision's ``resnet*``/``resnext*``. Same key names as ours,
+  ``layout="torchvision"``.
+
+The trap (PAPER.md): the original release's weights and timm's ``seresnet50`` have tensors of
+identical shapes in the same order, so a positional copy "works" and computes a different function.
+Conversion here is by name only, and the options a source implies (the layout) travel with the
+converted weights in their metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+Source = Literal["original", "timm", "torchvision"]
+SOURCES: tuple[str, ...] = ("original", "timm", "torchvision")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: The released SENets (PyTorch conversions of the original Caffe models, Cadene's
+#: ``pretrainedmodels``; timm's ``legacy_*`` entries load the same files). Documented for users;
+#: nothing in senet downloads them (convert a downloaded file with ``senet convert``).
+RELEASED_WEIGHTS: dict[str, dict[str, str]] = {
+    "se_resnet50": {
+        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnet50-ce0d4300.pth",
+        "timm": "legacy_seresnet50.in1k",
+    },
+    "se_resnet101": {
+        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnet101-7e38fcc6.pth",
+        "timm": "legacy_seresnet101.in1k",
+    },
+    "se_resnet152": {
+        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnet152-d17c99b7.pth",
+        "timm": "legacy_seresnet152.in1k",
+    },
+    "se_resnext50_32x4d": {
+        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnext50_32x4d-a260b3a4.pth",
+        "timm": "legacy_seresnext50_32x4d.in1k",
+    },
+    "se_resnext101_32x4d": {
+        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnext101_32x4d-3b2fe3d8.pth",
+        "timm": "legacy_seresnext101_32x4d.in1k",
+    },
+    "senet154": {
+        "url": "http://data.lip6.fr/cadene/pretrainedmodels/senet154-c7b49a05.pth",
+        "timm": "legacy_senet154.in1k",
+    },
+}
+
+# original release → senet, applied to key prefixes / infixes
+_ORIGINAL_STEM = {"layer0.conv1.": "conv1.", "layer0.bn1.": "bn1."}
+# SENet-154's deep stem: three 3×3 convs with BN+ReLU; ours is one nn.Sequential ``conv1``
+# (conv, bn, relu, conv, bn, relu, conv) followed by ``bn1``.
+_ORIGINAL_DEEP_STEM = {
+    "layer0.conv1.": "conv1.0.",
+    "layer0.bn1.": "conv1.1.",
+    "layer0.conv2.": "conv1.3.",
+    "layer0.bn2.": "conv1.4.",
+    "layer0.conv3.": "conv1.6.",
+    "layer0.bn3.": "bn1.",
+}
+
+
+@dataclass
+class Conversion:
+    """A state dict in senet's key names plus the build options its source implies."""
+
+    state: dict[str, torch.Tensor]
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    renamed: int = 0  # how many keys changed name
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes (``module.`` from DataParallel/DDP, ``_orig_mod.`` from torch.compile)."""
+    out = dict(state)
+    for prefix in ("module.", "_orig_mod."):
+        if out and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix) :]: v for k, v in out.items()}
+    return out
+
+
+def looks_original(keys: list[str] | set[str]) -> bool:
+    """True when key names are the original release's (``layer0.*``, ``se_module``, ``last_linear``)."""
+    return any(k.startswith(("layer0.", "last_linear.")) or ".se_module." in k for k in keys)
+
+
+def detect_source(state: Mapping[str, torch.Tensor], has_se: bool) -> str:
+    """Guess the source from key names: original-release names, else timm (SE) / torchvision."""
+    if looks_original(list(state)):
+        return "original"
+    return "timm" if has_se else "torchvision"
+
+
+def source_options(source: str, has_se: bool) -> dict[str, Any]:
+    """The build options under which a ``source`` checkpoint computes the function it was trained as."""
+    if source == "original":
+        return {"layout": "caffe"}
+    if source == "timm":
+        return {"layout": "torchvision", **({"se_divisor": 8} if has_se else {})}
+    if source == "torchvision":
+        return {"layout": "torchvision"}
+    raise ValueError(
+        f"source {source!r} is not supported; choose one of {', '.join(SOURCES)} or auto"
+    )
+
+
+def _rename_original(key: str, deep_stem: bool) -> str:
+    stem = _ORIGINAL_DEEP_STEM if deep_stem else _ORIGINAL_STEM
+    for old, new in stem.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    if key.startswith("last_linear."):
+        return "fc." + key[len("last_linear.") :]
+    return key.replace(".se_module.", ".se.")
+
+
+def convert_state_dict(
+    state: Mapping[str, torch.Tensor], source: str = "auto", *, has_se: bool = True
+) -> Conversion:
+    """Rename ``state`` from ``source``'s keys to senet's and say which options it needs.
+
+    ``source="auto"`` reads the key names (``detect_source``). ``source="original"`` on a checkpoint
+    without the original release's key names is refused: its layout cannot be the release's.
+    """
+    state = strip_prefix(state)
+    keys = list(state)
+    if source == "auto":
+        source = detect_source(state, has_se)
+    options = source_options(source, has_se)
+    if source == "original":
+        if not looks_original(keys):
+            raise ValueError(
+                "checkpoint does not use the original release's key names (layer0.conv1, "
+                "se_module, last_linear) but timm/torchvision ones (conv1, se, fc); its layout is "
+                "not the release's, so convert it with --from timm or --from torchvision"
+            )
+        if "layer1.0.conv2.weight" in state and "layer1.0.conv3.weight" not in state:
+            raise ValueError(
+                "checkpoint has original-release key names on basic blocks (SE-ResNet-18/34): "
+                "those are timm's own legacy_seresnet18/34, not released SENets, and apply a ReLU "
+                "before the SE block that the paper's (and senet's) basic block does not have, so "
+                "they cannot be loaded exactly; the release has no SE-ResNet-18/34"
+            )
+        deep = "layer0.conv3.weight" in state
+        new = {_rename_original(k, deep): v for k, v in state.items()}
+    else:
+        if looks_original(keys):
+            raise ValueError(
+                f"checkpoint uses the original release's key names (layer0.*, se_module, last_linear), "
+                f"not {source}'s; convert it with --from original (stride-in-1×1 'caffe' layout)"
+            )
+        new = dict(state)
+    renamed = sum(1 for a, b in zip(state, new) if a != b)
+    fc = new.get("fc.weight")
+    num_classes = int(fc.shape[0]) if fc is not None and fc.ndim == 2 else None
+    return Conversion(new, source, options, num_classes, renamed)
+
+
+def convert_for_model(
+    state: Mapping[str, torch.Tensor], model: str, source: str = "auto"
+) -> Conversion:
+    """``convert_state_dict`` for the registered network ``model``.
+
+    timm's ``inception_resnet_v2`` (TF-slim names) is renamed by ``maps_inception``. The options a
+    source implies (layout, timm's SE rounding) apply to the residual family only.
+    """
+    from senet.models.registry import get_entry
+
+    entry = get_entry(model)
+    state = strip_prefix(state)
+    if "conv2d_1a.conv.weight" in state and source in ("auto", "timm"):
+        from senet.interop.maps_inception import from_timm_inception_resnet_v2
+
+        new = from_timm_inception_resnet_v2(state)
+        fc = new.get("fc.weight")
+        return Conversion(new, "timm", {}, int(fc.shape[0]) if fc is not None else None, len(new))
+    conv = convert_state_dict(state, source, has_se=entry.has_se)
+    if "layout" not in entry.options:
+        # the layout and timm's SE rounding describe timm/torchvision's residual networks; other
+        # families have no such counterpart, so their state dicts imply no options
+        conv.options = {}
+    return conv
+
+
+def fill_batch_counters(
+    state: dict[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """Add the ``num_batches_tracked`` buffers that old checkpoints (Cadene's, 2017) do not have."""
+    added = []
+    for key, ref in expected.items():
+        if key.endswith(".num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(ref)
+            added.append(key)
+    return added
+
+
+@dataclass
+class ConvertReport:
+    """What ``convert_file`` wrote."""
+
+    dst: Path
+    model: str
+    source: str
+    options: dict[str, Any]
+    num_classes: int
+    tensors: int
+    renamed: int
+    filled: int  # num_batches_tracked buffers added (absent from 2017-era checkpoints)
+
+
+def convert_file(
+    src: str | Path,
+    dst: str | Path,
+    model: str,
+    source: str = "auto",
+    num_classes: int | None = None,
+    classes: list[str] | None = None,
+) -> ConvertReport:
+    """Convert checkpoint ``src`` (.pth/.pt read with weights_only, or .safetensors) for ``model``.
+
+    Keys are mapped by name (``convert_state_dict``) and checked against ``model`` built with the
+    source's options; any missing/unexpected key or shape mismatch raises a ValueError naming
+    them, and nothing is written. ``dst`` gets senet's safetensors format with metadata (model,
+    options, num_classes, mean/std, input size, source file and its sha256).
+    """
+    from senet import create_model
+    from senet.interop.checkpoint import mismatch_report, read_weights, save_state_dict
+    from senet.models.registry import get_entry
+
+    src, dst = Path(src), Path(dst)
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"output {dst} must end in .safetensors (senet's weights format)")
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"output {dst} is the input file; choose another path")
+    if source != "auto" and source not in SOURCES:
+        raise ValueError(
+            f"--from {source!r} is not supported; choose one of auto, {', '.join(SOURCES)}"
+        )
+    entry = get_entry(model)
+    state, meta = read_weights(src)
+    if meta.get("model"):  # already senet's format (e.g. a .pt with metadata): re-save it
+        if meta["model"] != model:
+            raise ValueError(f"{src} holds senet model {meta['model']}, not {model}")
+        conv = Conversion(
+            strip_prefix(state), "senet", dict(meta.get("options") or {}), meta.get("num_classes")
+        )
+    else:
+        try:
+            conv = convert_for_model(state, model, source)
+        except ValueError as err:
+            raise ValueError(f"{src}: {err}") from err
+    n = num_classes if num_classes is not None else conv.num_classes or entry.num_classes
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        target = create_model(model, num_classes=n, **conv.options)
+    expected = target.state_dict()
+    new_state = dict(conv.state)
+    filled = fill_batch_counters(
+        new_state, {k: torch.zeros((), dtype=torch.long) for k in expected}
+    )
+    problems = mismatch_report(expected, new_state)
+    if problems:
+        raise ValueError(
+            f"{src} ({conv.source} layout) does not fit {model} (num_classes={n}, options "
+            f"{conv.options}): {problems}. Check --model and --from; nothing was written"
+        )
+    if classes is not None and len(classes) != n:
+        raise ValueError(
+            f"{len(classes)} class names given for a {n}-class model; give exactly {n}"
+        )
+    out_meta: dict[str, Any] = {
+        "model": model,
+        "options": conv.options,
+        "num_classes": n,
+        "mean": list(meta.get("mean") or IMAGENET_MEAN),
+        "std": list(meta.get("std") or IMAGENET_STD),
+        "input_size": meta.get("input_size", entry.input_size),
+        "source": {"format": conv.source, "file": src.name, "sha256": _sha256(src)},
+    }
+    if classes is not None or meta.get("classes"):
+        out_meta["classes"] = list(classes if classes is not None else meta["classes"])
+    save_state_dict(new_state, out_meta, dst)
+    return ConvertReport(
+        dst, model, conv.source, conv.options, n, len(new_state), conv.renamed, len(filled)
+    )
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
