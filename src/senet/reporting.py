@@ -12,6 +12,12 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _beside_baseline(name: str) -> tuple[str, bool, str]:
+    """Sort key that puts each SE network right after its plain baseline."""
+    entry = get_entry(name)
+    return (entry.baseline or name, entry.has_se, name)
+
+
 def model_table(names: list[str], progress: bool = False) -> str:
     """Markdown table: name, input, params, conv/FC GMACs, total with SE ops, paper GFLOPs/params."""
     header = (
@@ -19,11 +25,12 @@ def model_table(names: list[str], progress: bool = False) -> str:
         "|---|---|---|---|---|---|---|"
     )
     rows = [header]
+    names = sorted(names, key=_beside_baseline)
     for name in tqdm(names, desc="counting", disable=not progress, leave=False):
         entry = get_entry(name)
         c = count(build_model(name), entry.input_size)
         rows.append(
             f"| `{name}` | {entry.input_size} | {c.params:,} | {c.gmacs:.3f} | {c.gtotal:.3f} | "
-            f"{_fmt(entry.paper.gmacs, '.2f')} | {_fmt(entry.paper.params_m, '.1f')} |"
+            f"{_fmt(entry.paper.gmacs, '.4g')} | {_fmt(entry.paper.params_m, '.1f')} |"
         )
     return "\n".join(rows)
