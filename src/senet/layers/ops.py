@@ -1,20 +1,95 @@
 """The SE block's element-wise operations, in one place so that a fast path can replace them.
 
-Every function here is the plain reference: the same arithmetic the paper describes, written with
-ordinary PyTorch ops. ``scale_add_relu`` is the original release's *Axpy* layer (channel-wise scale
-fused with the residual sum) followed by the block's ReLU.
+Each public function dispatches to the **fast path** (``senet.layers.fast_ops``, on by default) or
+to the **reference path** below: the same arithmetic the paper describes, written with ordinary
+PyTorch ops. Both give the same numbers within float32 rounding (the fused scale+add is one
+multiply-add; tests/test_fast_path.py holds the tolerances). ``scale_add_relu`` is the original
+release's *Axpy* layer (channel-wise scale fused with the residual sum) followed by the ReLU.
+
+Switch (see docs/performance.md)::
+
+    senet.layers.ops.set_fast_path(False)      # process-wide
+    with senet.layers.ops.reference_path(): ...  # for a block of code
+    SENET_FAST_PATH=0 senet ...                  # from the environment, read at import
+
+Under ``torch.compile`` the reference ops are always used: the compiler fuses them itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 
+from senet.layers import fast_ops
 
+
+def _env_default() -> bool:
+    value = os.environ.get("SENET_FAST_PATH", "1").strip().lower()
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(
+        f"SENET_FAST_PATH={value!r} is not understood; set it to 1 (fast) or 0 (reference)"
+    )
+
+
+_FAST = _env_default()
+
+
+def set_fast_path(enabled: bool) -> None:
+    """Select the fast SE ops (``True``, the default) or the plain reference ops (``False``)."""
+    global _FAST
+    _FAST = bool(enabled)
+
+
+def fast_path_enabled() -> bool:
+    """Whether SE blocks currently run the fast path."""
+    return _FAST
+
+
+@contextlib.contextmanager
+def reference_path() -> Iterator[None]:
+    """Run the enclosed code on the plain reference ops, then restore the previous setting."""
+    previous = _FAST
+    set_fast_path(False)
+    try:
+        yield
+    finally:
+        set_fast_path(previous)
+
+
+@contextlib.contextmanager
+def fast_path() -> Iterator[None]:
+    """Run the enclosed code on the fast ops, then restore the previous setting."""
+    previous = _FAST
+    set_fast_path(True)
+    try:
+        yield
+    finally:
+        set_fast_path(previous)
+
+
+def _use_fast() -> bool:
+    return _FAST and not torch.compiler.is_compiling()
+
+
+# --------------------------------------------------------------------------------------------
+# The ops the blocks call.
+# --------------------------------------------------------------------------------------------
 def squeeze(x: torch.Tensor, op: str = "avg") -> torch.Tensor:
-    """Global pooling over H×W to N×C×1×1 (``avg``: the paper's z_c; ``max``: Table 11)."""
+    """Global pooling over H×W to N×C×1×1 (``avg``: the paper's z_c; ``max``: Table 11).
+
+    The forward is one ``mean`` in both paths (a single reduction on CPU in either memory layout;
+    measured: ``adaptive_avg_pool2d`` and ``sum``-then-scale are no faster); the fast path's
+    backward avoids materialising the broadcast gradient.
+    """
     if op == "avg":
-        return x.mean((2, 3), keepdim=True)
+        return fast_ops.squeeze_avg(x) if _use_fast() else x.mean((2, 3), keepdim=True)
     if op == "max":
         return x.amax((2, 3), keepdim=True)
     raise ValueError(f"squeeze op {op!r} is not supported; choose avg or max")
@@ -39,16 +114,57 @@ def excite(
     b2: torch.Tensor | None,
     gate: str,
 ) -> torch.Tensor:
-    """``gate(W2 relu(W1 z + b1) + b2)`` on the pooled descriptor ``z`` (N×C×1×1)."""
-    h = F.relu(F.conv2d(z, w1, b1))
-    return apply_gate(F.conv2d(h, w2, b2), gate)
+    """``gate(W2 relu(W1 z + b1) + b2)`` on the pooled descriptor ``z`` (N×C×1×1), Eq. 3."""
+    if _use_fast():
+        return fast_ops.excite(z, w1, b1, w2, b2, gate)
+    return ref_excite(z, w1, b1, w2, b2, gate)
 
 
 def scale(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Channel-wise rescaling ``x̃_c = s_c · u_c`` (Eq. 4)."""
-    return x * s
+    return fast_ops.scale(x, s) if _use_fast() else ref_scale(x, s)
 
 
 def scale_add_relu(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
     """``relu(x · s + shortcut)``: SE scale, residual sum and ReLU (the release's Axpy + ReLU)."""
+    if _use_fast():
+        return fast_ops.scale_add(x, s, shortcut, relu=True)
+    return ref_scale_add_relu(x, s, shortcut)
+
+
+def scale_add(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """``x · s + shortcut``: Axpy without the ReLU (pre-activation blocks)."""
+    if _use_fast():
+        return fast_ops.scale_add(x, s, shortcut, relu=False)
+    return ref_scale(x, s) + shortcut
+
+
+def add_relu(x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """``relu(x + shortcut)``: the residual sum and ReLU of a block (with or without SE)."""
+    return fast_ops.add_relu(x, shortcut) if _use_fast() else F.relu(x + shortcut)
+
+
+# --------------------------------------------------------------------------------------------
+# The reference path: plain PyTorch, exactly as the paper writes the block.
+# --------------------------------------------------------------------------------------------
+def ref_excite(
+    z: torch.Tensor,
+    w1: torch.Tensor,
+    b1: torch.Tensor | None,
+    w2: torch.Tensor,
+    b2: torch.Tensor | None,
+    gate: str,
+) -> torch.Tensor:
+    """Reference excitation: the FCs as 1×1 convolutions on the N×C×1×1 descriptor."""
+    h = F.relu(F.conv2d(z, w1, b1))
+    return apply_gate(F.conv2d(h, w2, b2), gate)
+
+
+def ref_scale(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Reference channel-wise rescaling."""
+    return x * s
+
+
+def ref_scale_add_relu(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    """Reference Axpy + ReLU."""
     return F.relu(x * s + shortcut)

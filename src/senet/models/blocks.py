@@ -69,15 +69,15 @@ class ResidualBlock(nn.Module):
     def _finish(self, out: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         """Sum branch and shortcut with the SE block where ``integration`` puts it."""
         mode = self.integration
-        if mode == "standard":
+        if mode in ("standard", "identity"):
+            # Axpy: the SE-scaled tensor (branch, or shortcut for SE-Identity) plus the other one,
+            # then the ReLU, as one fused op (senet.layers.ops; a sum is the same either way round)
+            scaled, other = (out, shortcut) if mode == "standard" else (shortcut, out)
+            s = self.se.excitation(scaled)
             if self.preact:
-                return ops.scale(out, self.se.excitation(out)) + shortcut
-            return ops.scale_add_relu(out, self.se.excitation(out), shortcut)
-        if mode == "identity":
-            shortcut = self.se(shortcut)
-        out = out + shortcut
-        if not self.preact:
-            out = F.relu(out)
+                return ops.scale_add(scaled, s, other)
+            return ops.scale_add_relu(scaled, s, other)
+        out = out + shortcut if self.preact else ops.add_relu(out, shortcut)
         return self._se_at("post", out)
 
 
@@ -108,7 +108,7 @@ class BasicBlock(ResidualBlock):
         out = self._se_at("3x3", out)
         out = self.bn2(self.conv2(out))
         if self.integration is None:
-            return F.relu(out + shortcut)
+            return ops.add_relu(out, shortcut)
         return self._finish(out, shortcut)
 
 
@@ -157,7 +157,7 @@ class Bottleneck(ResidualBlock):
         out = self._se_at("3x3", out)
         out = self.bn3(self.conv3(out))
         if self.integration is None:
-            return F.relu(out + shortcut)
+            return ops.add_relu(out, shortcut)
         return self._finish(out, shortcut)
 
 

@@ -1,0 +1,115 @@
+"""SE overhead of one residual block, fast vs reference path, training step (forward + backward).
+
+Times one block in isolation (process CPU time, one thread, interleaved rounds, medians) so that
+the SE ops' cost is not drowned by the rest of the network or by other jobs on a shared machine.
+Shapes: SE-ResNet-50 stage 1 at batch 16 (the largest maps) and CIFAR SE-ResNet-20 stage 1 at
+batch 128. Writes JSON + Markdown next to ``--out``.
+
+    python benchmarks/block_overhead.py --rounds 7 --out benchmarks/results/block_overhead
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+
+from senet.benchmark.env import environment, load_average
+from senet.layers import ops
+from senet.layers.se import SEConfig
+from senet.models.blocks import BasicBlock, Bottleneck
+from senet.utils.io import atomic_write_json, atomic_write_text
+
+SHAPES = {
+    "se_resnet50 stage1 b16 (bottleneck 256ch 56x56)": ((16, 256, 56, 56), Bottleneck, 64),
+    "cifar_se_resnet20 stage1 b128 (basic 16ch 32x32)": ((128, 16, 32, 32), BasicBlock, 16),
+}
+
+
+def make_step(se: SEConfig | None, layout: str, shape: tuple[int, ...], cls: type, planes: int):
+    fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
+    block = cls(shape[1], planes, 1, None, se).train().to(memory_format=fmt)
+    x = torch.randn(shape).contiguous(memory_format=fmt).requires_grad_()
+
+    def step() -> None:
+        block.zero_grad(set_to_none=True)
+        x.grad = None
+        y = block(x)
+        y.backward(torch.ones_like(y))
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--keep-freed-memory", action="store_true", help="raise glibc malloc thresholds first"
+    )
+    p.add_argument("--out", default=None, help="results stem (STEM.json, STEM.md)")
+    args = p.parse_args(argv)
+    if args.keep_freed_memory:
+        from senet.benchmark.tuning import keep_freed_memory
+
+        if not keep_freed_memory():
+            raise SystemExit("--keep-freed-memory needs glibc")
+    torch.set_num_threads(args.threads)
+    load_start, rows = load_average(), []
+    for name, (shape, cls, planes) in SHAPES.items():
+        for layout in ("nchw", "cl"):
+            cases = {
+                "plain": (make_step(None, layout, shape, cls, planes), True),
+                "SE fast": (make_step(SEConfig(), layout, shape, cls, planes), True),
+                "SE reference": (make_step(SEConfig(), layout, shape, cls, planes), False),
+            }
+            times: dict[str, list[float]] = {k: [] for k in cases}
+            for _, (f, fast) in cases.items():  # warm-up
+                ops.set_fast_path(fast)
+                f()
+            for r in range(args.rounds):
+                for k, (f, fast) in cases.items() if r % 2 == 0 else reversed(cases.items()):
+                    ops.set_fast_path(fast)
+                    t = time.process_time()
+                    f()
+                    times[k].append(time.process_time() - t)
+            ops.set_fast_path(True)
+            row = {"block": name, "layout": layout}
+            for k, v in times.items():
+                row[f"{k} ms"] = round(statistics.median(v) * 1e3, 1)
+                row[f"{k} ÷ plain"] = round(
+                    statistics.median(a / b for a, b in zip(v, times["plain"])), 3
+                )
+            rows.append(row)
+            print(row, file=sys.stderr, flush=True)
+    result = {"command": " ".join(["python", *sys.argv]), "clock": "process CPU time",
+              "threads": args.threads, "rounds": args.rounds, "keep_freed_memory": args.keep_freed_memory, "load_start": load_start,
+              "load_end": load_average(), "environment": environment(), "rows": rows}  # fmt: skip
+    lines = [
+        "| block | layout | plain ms | SE fast ms (÷ plain) | SE reference ms (÷ plain) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['block']} | {r['layout']} | {r['plain ms']} | {r['SE fast ms']} ({r['SE fast ÷ plain']}×) "
+            f"| {r['SE reference ms']} ({r['SE reference ÷ plain']}×) |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        atomic_write_json(args.out + ".json", result)
+        env = result["environment"]
+        head = (f"# SE block overhead (training step, {result['clock']}, {args.threads} thread(s))\n\n"
+                f"- command: `{result['command']}`\n- machine: {env['cpu']}, {env['cores']} cores; "
+                f"torch {env['torch']}, senet {env['senet_git']}\n"
+                f"- load average start {load_start}, end {result['load_end']}\n"
+                f"- glibc malloc thresholds raised: {args.keep_freed_memory}\n\n")  # fmt: skip
+        atomic_write_text(args.out + ".md", head + table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""The benchmark suites: groups of cases timed together, and the ratios issue 7 sets targets for."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from senet.benchmark.cases import (
+    Case,
+    infer_case,
+    load_cifar,
+    loop_case,
+    project_batches,
+    train_case,
+)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``num`` against ``den`` (case labels) as a time ratio; ``target`` bounds it (``sense``).
+
+    ``invert`` reports den/num instead (a throughput ratio: >1 means ``num`` is faster).
+    """
+
+    name: str
+    num: str
+    den: str
+    target: float | None = None
+    sense: str = "<="
+    invert: bool = False
+
+
+@dataclass
+class Group:
+    """Cases that are interleaved with each other, and the comparisons drawn from them."""
+
+    name: str
+    build: Callable[[], list[Case]]
+    comparisons: list[Comparison] = field(default_factory=list)
+    rounds: int = 5
+    steps: int = 3
+    clock: str | None = None  # forced clock; "wall" where work happens in other processes
+    threads: int | None = None  # forced torch threads for this group (None: the run's setting)
+
+
+@dataclass
+class SuiteOptions:
+    data_dir: str | None = None
+    cifar_subset: int = 10240
+    workers: int = 2
+    timm: bool = True
+    workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="senet-bench-"))
+
+
+def _se_vs_plain(group: str, se: str, plain: str, target: float | None) -> Comparison:
+    return Comparison(
+        f"SE overhead {group}: {se} ÷ {plain}", f"{se} (fast)", f"{plain} (fast)", target
+    )
+
+
+def _imagenet_groups(o: SuiteOptions, size: int, infer_batches: tuple[int, ...], train_batches: tuple[int, ...],
+                     layouts: tuple[str, ...], rounds: int, steps: int, train_steps: int, fused: bool = True,
+                     full: bool = True) -> list[Group]:  # fmt: skip
+    """SE-ResNet-50 against ResNet-50 and timm; ``full=False`` keeps only ours-fast and timm's SE
+    model at batches above 16 (they take seconds a step on a CPU)."""
+    groups: list[Group] = []
+    timm = ["timm:resnet50", "timm:seresnet50"] if o.timm else []
+    for batch in infer_batches:
+        for layout in layouts:
+            g = f"infer b{batch} {size} {layout}"
+
+            def build(batch=batch, layout=layout, g=g) -> list[Case]:
+                cases = [
+                    infer_case(m, batch, size, layout, "fast", group=g)
+                    for m in ("resnet50", "se_resnet50")
+                ]
+                if full or batch <= 16:
+                    cases.append(
+                        infer_case("se_resnet50", batch, size, layout, "reference", group=g)
+                    )
+                cases += [infer_case(m, batch, size, layout, "-", group=g) for m in timm]
+                return cases
+
+            comps = [_se_vs_plain(g, "se_resnet50", "resnet50", 1.02 if batch == 1 else None)]
+            comps.append(
+                Comparison(
+                    f"fast ÷ reference path {g}", "se_resnet50 (fast)", "se_resnet50 (reference)"
+                )
+            )
+            if timm:
+                comps.append(
+                    Comparison(
+                        f"ours ÷ timm seresnet50 latency {g}",
+                        "se_resnet50 (fast)",
+                        "timm:seresnet50 (-)",
+                        0.80,
+                    )
+                )
+                comps.append(
+                    Comparison(f"timm SE overhead {g}", "timm:seresnet50 (-)", "timm:resnet50 (-)")
+                )
+            groups.append(Group(g, build, comps, rounds, steps))
+    # inference with BN folded (ours) vs torch.jit.optimize_for_inference (timm), batch 1
+    g = f"infer b1 {size} inference-optimised"
+    if not fused:
+        return groups + _train_groups(
+            o, size, train_batches, layouts, rounds, train_steps, timm, full
+        )
+
+    def build_fused() -> list[Case]:
+        cases = [
+            infer_case(m, 1, size, "nchw", "fast", "fused", group=g)
+            for m in ("resnet50", "se_resnet50")
+        ]
+        cases += [infer_case(m, 1, size, "nchw", "-", "jit", group=g) for m in timm]
+        return cases
+
+    comps = [
+        Comparison(
+            f"SE overhead {g}: se_resnet50 ÷ resnet50 [fused]",
+            "se_resnet50 [fused] (fast)",
+            "resnet50 [fused] (fast)",
+            1.02,
+        )
+    ]
+    if timm:
+        comps.append(
+            Comparison(
+                f"timm SE overhead {g} [jit]",
+                "timm:seresnet50 [jit] (-)",
+                "timm:resnet50 [jit] (-)",
+            )
+        )
+        comps.append(
+            Comparison(
+                f"ours [fused] ÷ timm seresnet50 [jit] latency {g}",
+                "se_resnet50 [fused] (fast)",
+                "timm:seresnet50 [jit] (-)",
+                0.80,
+            )
+        )
+    groups.append(Group(g, build_fused, comps, rounds, steps))
+    return groups + _train_groups(o, size, train_batches, layouts, rounds, train_steps, timm, full)
+
+
+def _train_groups(o: SuiteOptions, size: int, train_batches: tuple[int, ...], layouts: tuple[str, ...],
+                  rounds: int, train_steps: int, timm: list[str], full: bool) -> list[Group]:  # fmt: skip
+    groups: list[Group] = []
+    for batch in train_batches:
+        for layout in layouts:
+            g = f"train b{batch} {size} {layout}"
+
+            def build_train(batch=batch, layout=layout, g=g) -> list[Case]:
+                cases = [
+                    train_case(m, batch, size, layout, "fast", g)
+                    for m in ("resnet50", "se_resnet50")
+                ]
+                if full or batch <= 16:
+                    cases.append(train_case("se_resnet50", batch, size, layout, "reference", g))
+                    cases += [train_case(m, batch, size, layout, "-", g) for m in timm]
+                elif timm:
+                    cases.append(train_case("timm:seresnet50", batch, size, layout, "-", g))
+                return cases
+
+            comps = [_se_vs_plain(g, "se_resnet50", "resnet50", 1.05)]
+            comps.append(
+                Comparison(
+                    f"fast ÷ reference path {g}", "se_resnet50 (fast)", "se_resnet50 (reference)"
+                )
+            )
+            if timm:
+                comps.append(
+                    Comparison(
+                        f"ours ÷ timm seresnet50 throughput {g}",
+                        "se_resnet50 (fast)",
+                        "timm:seresnet50 (-)",
+                        1.3,
+                        ">=",
+                        True,
+                    )
+                )
+                comps.append(
+                    Comparison(f"timm SE overhead {g}", "timm:seresnet50 (-)", "timm:resnet50 (-)")
+                )
+            groups.append(Group(g, build_train, comps, rounds, train_steps))
+    return groups
+
+
+def _cifar_groups(
+    o: SuiteOptions, batch: int, layouts: tuple[str, ...], rounds: int, steps: int
+) -> list[Group]:
+    groups: list[Group] = []
+    for layout in layouts:  # the model alone, on a fixed batch
+        g = f"cifar train b{batch} {layout} (model only)"
+
+        def build(layout=layout, g=g) -> list[Case]:
+            cases = [
+                train_case(m, batch, 32, layout, "fast", g, 10)
+                for m in ("cifar_resnet20", "cifar_se_resnet20")
+            ]
+            cases.append(train_case("cifar_se_resnet20", batch, 32, layout, "reference", g, 10))
+            cases += [
+                train_case(f"plain:{m}", batch, 32, layout, "-", g, 10)
+                for m in ("cifar_resnet20", "cifar_se_resnet20")
+            ]
+            return cases
+
+        groups.append(Group(g, build, [
+            _se_vs_plain(g, "cifar_se_resnet20", "cifar_resnet20", 1.10),
+            Comparison(f"fast ÷ reference path {g}", "cifar_se_resnet20 (fast)", "cifar_se_resnet20 (reference)"),
+            Comparison(f"plain-loop model SE overhead {g}", "plain:cifar_se_resnet20 (-)", "plain:cifar_resnet20 (-)"),
+        ], rounds, steps))  # fmt: skip
+    g = f"cifar loop b{batch} (data included)"
+
+    def build_loop() -> list[Case]:
+        from senet.benchmark.plain_loop import imagefolder_batches, prepare_imagefolder
+
+        cases = []
+        data = load_cifar(o.data_dir, o.cifar_subset)
+        src = data.name
+        for m, path in (
+            ("cifar_resnet20", "fast"),
+            ("cifar_se_resnet20", "fast"),
+            ("cifar_se_resnet20", "reference"),
+        ):
+            it = project_batches(data, batch, "nchw")
+            cases.append(loop_case(m, it, batch, "nchw", path, g, "senet in-memory loader"))
+        root = prepare_imagefolder(o.data_dir, o.cifar_subset, Path(o.workdir))
+        for m in ("cifar_resnet20", "cifar_se_resnet20"):
+            it = imagefolder_batches(root, batch, o.workers)
+            cases.append(
+                loop_case(f"plain:{m}", it, batch, "nchw", "-", g, "ImageFolder DataLoader")
+            )
+        for c in cases:
+            c.extra["source"] = src if "senet" in str(c.extra.get("data")) else str(root)
+        return cases
+
+    groups.append(
+        Group(
+            g,
+            build_loop,
+            [
+                _se_vs_plain(
+                    g,
+                    "cifar_se_resnet20 + senet in-memory loader",
+                    "cifar_resnet20 + senet in-memory loader",
+                    1.10,
+                ),
+                Comparison(
+                    f"ours ÷ plain loop throughput {g}",
+                    "cifar_se_resnet20 + senet in-memory loader (fast)",
+                    "plain:cifar_se_resnet20 + ImageFolder DataLoader (-)",
+                    1.5,
+                    ">=",
+                    True,
+                ),
+                Comparison(
+                    f"plain-loop SE overhead {g}",
+                    "plain:cifar_se_resnet20 + ImageFolder DataLoader (-)",
+                    "plain:cifar_resnet20 + ImageFolder DataLoader (-)",
+                ),
+            ],
+            rounds,
+            steps,
+            clock="wall",  # the plain loop decodes in worker processes: count elapsed time
+            # threads: the run's setting; the plain loop's DataLoader workers are extra processes
+        )
+    )
+    return groups
+
+
+def _timm(o: SuiteOptions) -> list[str]:
+    return ["timm:resnet50", "timm:seresnet50"] if o.timm else []
+
+
+SUITES = ("quick", "inference", "train224", "cifar", "full")
+
+
+def build_suite(name: str, o: SuiteOptions) -> list[Group]:
+    """The groups of suite ``name`` (see ``SUITES``); ``quick`` uses tiny sizes (< 1 min)."""
+    if name == "quick":
+        o.workers = 0
+        o.cifar_subset = min(o.cifar_subset, 32)
+        return _imagenet_groups(o, 32, (1,), (2,), ("nchw",), 2, 1, 1, fused=False) + _cifar_groups(
+            o, 4, ("nchw",), 2, 1
+        )
+    if name == "inference":
+        b1 = _imagenet_groups(o, 224, (1,), (), ("nchw", "cl"), 5, 3, 1)
+        return b1 + _imagenet_groups(o, 224, (32,), (), ("nchw",), 3, 1, 1, fused=False, full=False)
+    if name == "train224":
+        b16 = _train_groups(o, 224, (16,), ("nchw", "cl"), 3, 1, _timm(o), True)
+        return b16 + _train_groups(o, 224, (32,), ("nchw",), 2, 1, _timm(o), False)
+    if name == "cifar":
+        return _cifar_groups(o, 128, ("nchw", "cl"), 5, 2)
+    if name == "full":
+        return build_suite("inference", o) + build_suite("train224", o) + build_suite("cifar", o)
+    raise ValueError(f"unknown benchmark suite {name!r}; choose one of {', '.join(SUITES)}")

@@ -1,0 +1,370 @@
+"""The fast SE path equals the reference path (issue 7): outputs, gradients, training curves.
+
+Tolerances: single blocks are compared directly (float32: rtol 1e-5 on outputs, 1e-4 on
+gradients; bfloat16: 2e-2). Whole networks are compared in float64 (outputs and every gradient to
+1e-8) and by their float32 outputs (1e-4); see ``_assert_network_paths_agree`` for why float32
+gradients of a whole deep network are not a fair comparison of two correct paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import senet
+from senet.layers import ops
+from senet.layers.fuse import fold_batchnorm
+from senet.layers.se import SEConfig
+from senet.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
+
+LAYOUTS = {"nchw": torch.contiguous_format, "cl": torch.channels_last}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: these are numerical checks of small tensors, and on a shared, busy
+    machine two OpenMP threads spend most of their time waiting for each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _run(module: torch.nn.Module, inputs: list[torch.Tensor], fast: bool, seed: int = 0):
+    """Output and gradients (inputs, then parameters) of ``module`` on one path."""
+    inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
+    module.zero_grad(set_to_none=True)
+    ctx = ops.fast_path() if fast else ops.reference_path()
+    with ctx:
+        y = module(*inputs)
+        g = torch.Generator().manual_seed(seed)
+        w = torch.randn(y.shape, generator=g, dtype=torch.float32).to(y.dtype)
+        (y * w).sum().backward()
+    grads = [x.grad for x in inputs] + [p.grad for p in module.parameters()]
+    return y.detach(), grads
+
+
+def _assert_close(a, b, rtol, atol, what):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x is None and y is None:
+            continue
+        assert x is not None and y is not None, f"{what}[{i}]: one path produced no gradient"
+        torch.testing.assert_close(
+            x.float(), y.float(), rtol=rtol, atol=atol, msg=lambda m, i=i: f"{what}[{i}]: {m}"
+        )
+
+
+def _fast_equals_reference(module, inputs, rtol=1e-5, grad_rtol=1e-4, atol=1e-5):
+    yf, gf = _run(module, inputs, fast=True)
+    yr, gr = _run(module, inputs, fast=False)
+    assert yf.shape == yr.shape
+    # both paths must actually train every parameter
+    assert all(g is not None for g in gf[len(inputs) :])
+    torch.testing.assert_close(yf, yr, rtol=rtol, atol=atol)
+    _assert_close(gf, gr, grad_rtol, atol, "grad")
+
+
+BLOCK_OPTIONS = list(
+    itertools.product(("avg", "max", "none"), ("sigmoid", "tanh", "relu"), (True, False))
+)
+
+
+@pytest.mark.parametrize("squeeze,gate,bias", BLOCK_OPTIONS)
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_block_options_fast_equals_reference(squeeze, gate, bias, layout):
+    """Every squeeze × gate × bias, in a bottleneck (standard integration), batch 1 and 3."""
+    torch.manual_seed(0)
+    se = SEConfig(reduction=4, squeeze=squeeze, gate=gate, bias=bias)
+    block = Bottleneck(32, 8, 1, None, se).train().to(memory_format=LAYOUTS[layout])
+    for batch in (1, 3):
+        x = torch.randn(batch, 32, 6, 5).contiguous(memory_format=LAYOUTS[layout])
+        _fast_equals_reference(block, [x])
+
+
+@pytest.mark.parametrize("integration", ["standard", "pre", "post", "identity", "3x3"])
+@pytest.mark.parametrize("block_cls", [BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck])
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_integration_modes_fast_equals_reference(integration, block_cls, layout):
+    """Every integration point (Fig. 5) in every block type, with a strided projection shortcut."""
+    torch.manual_seed(1)
+    se = SEConfig(reduction=4, integration=integration)
+    cin, planes = 16, 8
+    cout = planes * block_cls.expansion
+    downsample = torch.nn.Conv2d(cin, cout, 1, 2, bias=False)
+    block = block_cls(cin, planes, 2, downsample, se).train().to(memory_format=LAYOUTS[layout])
+    for batch in (1, 2):
+        x = torch.randn(batch, cin, 8, 8).contiguous(memory_format=LAYOUTS[layout])
+        _fast_equals_reference(block, [x])
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_scale_add_op_gradients_match_autograd(relu, layout):
+    """The fused Axpy(+ReLU) op's hand-written backward equals autograd's (float64 gradcheck too)."""
+    from senet.layers import fast_ops
+
+    torch.manual_seed(2)
+    fmt = LAYOUTS[layout]
+    x = torch.randn(3, 6, 4, 5, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    s = torch.rand(3, 6, 1, 1, dtype=torch.float64, requires_grad=True)
+    sc = torch.randn(3, 6, 4, 5, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b, c: fast_ops.scale_add(a, b, c, relu), (x, s, sc))
+    assert torch.autograd.gradcheck(fast_ops.scale, (x, s))
+
+
+def test_scale_grad_chunking_matches_full_reduction(monkeypatch):
+    """d/ds formed a few samples at a time (large maps) equals the one-shot reduction."""
+    from senet.layers import fast_ops
+
+    torch.manual_seed(3)
+    g, x = torch.randn(5, 4, 3, 3), torch.randn(5, 4, 3, 3)
+    s = torch.rand(5, 4, 1, 1)
+    full = (g * x).sum_to_size(s.shape)
+    monkeypatch.setattr(fast_ops, "_CHUNK_BYTES", 4 * 3 * 3 * 4 * 2)  # two samples per chunk
+    torch.testing.assert_close(fast_ops._scale_grad(g, x, s), full)
+
+
+def test_bfloat16_fast_equals_reference_within_stated_tolerance():
+    """bf16: the two paths agree within 2e-2 (bf16 has 8 mantissa bits)."""
+    torch.manual_seed(4)
+    block = Bottleneck(32, 8, 1, None, SEConfig(reduction=4)).train().to(torch.bfloat16)
+    x = torch.randn(2, 32, 6, 6, dtype=torch.bfloat16)
+    _fast_equals_reference(block, [x], rtol=2e-2, grad_rtol=2e-2, atol=2e-2)
+
+
+def _network_paths(model: torch.nn.Module, x: torch.Tensor):
+    """Outputs and parameter gradients of ``model`` on ``x`` on the fast and the reference path."""
+    y = torch.arange(x.shape[0]) % 10
+
+    def run(fast):
+        model.zero_grad(set_to_none=True)
+        with ops.fast_path() if fast else ops.reference_path():
+            out = model(x)
+            torch.nn.functional.cross_entropy(out, y).backward()
+        return out.detach(), [p.grad for p in model.parameters()]
+
+    return run(True), run(False)
+
+
+def _assert_network_paths_agree(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """float64: the two paths compute the same function and gradients to 1e-9; float32: the same
+    outputs within rounding. (float32 *gradients* of a deep ReLU network are compared on single
+    blocks above: in a whole network a last-bit difference can flip one ReLU whose input is ~0,
+    a discontinuity that moves upstream gradients by far more than rounding, whichever path
+    rounds differently.)"""
+    (yf, gf), (yr, gr) = _network_paths(model.double(), x.double())
+    torch.testing.assert_close(yf, yr, rtol=1e-9, atol=1e-9)
+    assert all(g is not None for g in gf), "every parameter must receive a gradient"
+    for a, b in zip(gf, gr):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    (yf, _), (yr, _) = _network_paths(model.float(), x.float())
+    torch.testing.assert_close(yf, yr, rtol=1e-4, atol=1e-4)
+
+
+_slow = pytest.mark.slow
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("cifar_se_resnet20", {}),
+        pytest.param(
+            "cifar_se_resnet20", {"integration": "identity", "squeeze": "max"}, marks=_slow
+        ),
+        pytest.param(
+            "cifar_se_resnet20",
+            {"integration": "post", "gate": "tanh", "se_bias": False},
+            marks=_slow,
+        ),
+        pytest.param("cifar_se_resnet20", {"integration": "pre"}, marks=_slow),
+        pytest.param("cifar_se_resnet20", {"integration": "3x3", "squeeze": "none"}, marks=_slow),
+        pytest.param("cifar_se_resnet164", {}, marks=_slow),
+    ],
+)
+def test_whole_network_fast_equals_reference(name, options, layout):
+    torch.manual_seed(5)
+    model = senet.create_model(name, **options).train().to(memory_format=LAYOUTS[layout])
+    x = torch.randn(4, 3, 16, 16).contiguous(memory_format=LAYOUTS[layout])
+    _assert_network_paths_agree(model, x)
+
+
+@pytest.mark.slow
+def test_imagenet_bottleneck_network_fast_equals_reference_channels_last():
+    torch.manual_seed(6)
+    model = (
+        senet.create_model("se_resnet50", num_classes=10)
+        .train()
+        .to(memory_format=torch.channels_last)
+    )
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    _assert_network_paths_agree(model, x)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_training_loss_curve_follows_reference(layout):
+    """Six SGD steps from one seed: the fast path's loss curve is the reference path's."""
+
+    def curve(fast: bool) -> list[float]:
+        torch.manual_seed(7)
+        model = senet.create_model("cifar_se_resnet20").train().to(memory_format=LAYOUTS[layout])
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        g = torch.Generator().manual_seed(8)
+        x = torch.randn(8, 3, 16, 16, generator=g).contiguous(memory_format=LAYOUTS[layout])
+        y = torch.randint(0, 10, (8,), generator=g)
+        losses = []
+        with ops.fast_path() if fast else ops.reference_path():
+            for _ in range(6):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+        return losses
+
+    fast, ref = curve(True), curve(False)
+    assert fast[-1] < fast[0], "the loss must go down on a fixed batch"
+    torch.testing.assert_close(torch.tensor(fast), torch.tensor(ref), rtol=1e-3, atol=1e-4)
+
+
+def test_inference_scale_add_relu_is_within_one_rounding_of_the_reference():
+    """Without autograd the fused op is one ``addcmul`` (fused multiply-add) and an in-place ReLU."""
+    torch.manual_seed(9)
+    x, sc = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)
+    s = torch.rand(2, 8, 1, 1)
+    with torch.no_grad():
+        with ops.fast_path():
+            fast = ops.scale_add_relu(x, s, sc)
+        with ops.reference_path():
+            ref = ops.scale_add_relu(x, s, sc)
+    torch.testing.assert_close(fast, ref, rtol=2**-22, atol=2**-22 * 8)
+    assert (fast >= 0).all() and (fast > 0).any()
+
+
+def test_switch_and_context_managers_restore_the_setting():
+    before = ops.fast_path_enabled()
+    try:
+        ops.set_fast_path(True)
+        with ops.reference_path():
+            assert not ops.fast_path_enabled()
+            with ops.fast_path():
+                assert ops.fast_path_enabled()
+            assert not ops.fast_path_enabled()
+        assert ops.fast_path_enabled()
+        with pytest.raises(RuntimeError), ops.reference_path():
+            raise RuntimeError("boom")
+        assert ops.fast_path_enabled(), (
+            "an exception inside reference_path() must restore the fast path"
+        )
+    finally:
+        ops.set_fast_path(before)
+
+
+@pytest.mark.parametrize("value,expected", [("0", False), ("1", True), ("off", False), ("", True)])
+def test_environment_variable_selects_the_path(monkeypatch, value, expected):
+    monkeypatch.setenv("SENET_FAST_PATH", value)
+    assert ops._env_default() is expected
+
+
+def test_environment_variable_rejects_nonsense(monkeypatch):
+    monkeypatch.setenv("SENET_FAST_PATH", "maybe")
+    with pytest.raises(ValueError, match="SENET_FAST_PATH"):
+        ops._env_default()
+
+
+@pytest.mark.slow
+def test_environment_variable_is_read_at_import():
+    env = {**os.environ, "SENET_FAST_PATH": "0"}
+    code = "from senet.layers import ops; print(ops.fast_path_enabled())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_the_fast_path_is_really_taken():
+    """The fused autograd Function is in the graph on the fast path and absent on the reference."""
+    block = Bottleneck(16, 4, 1, None, SEConfig(reduction=4)).train()
+    x = torch.randn(1, 16, 4, 4, requires_grad=True)
+    with ops.fast_path():
+        assert "_ScaleAdd" in type(block(x).grad_fn).__name__
+    with ops.reference_path():
+        assert "_ScaleAdd" not in type(block(x).grad_fn).__name__
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cifar_se_resnet20",
+        pytest.param("se_resnet50", marks=pytest.mark.slow),
+        pytest.param("cifar_se_resnet164", marks=pytest.mark.slow),
+    ],
+)
+def test_fold_batchnorm_keeps_outputs_and_removes_bns(name):
+    torch.manual_seed(10)
+    size = 16 if name.startswith("cifar") else 64
+    model = senet.create_model(name, num_classes=10)
+    for m in model.modules():  # non-trivial running statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval().double()  # float64: folding is exact up to rounding, whatever the depth
+    x = torch.randn(2, 3, size, size, dtype=torch.float64)
+    fused = fold_batchnorm(model, example=x[:1])
+    n_before = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    n_after = sum(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert n_before > 0 and n_after < n_before
+    if name == "se_resnet50":
+        assert n_after == 0  # every BN of a post-activation ResNet follows a convolution
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-9, atol=1e-9)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()), (
+        "the original is untouched"
+    )
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (CPU paths are tested above)"
+)
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+def test_cuda_fast_equals_reference(layout):
+    """On GPU the fast path runs PyTorch's CUDA kernels: same equality, float32 and bf16 autocast."""
+    torch.manual_seed(11)
+    fmt = LAYOUTS[layout]
+    block = Bottleneck(32, 8, 1, None, SEConfig(reduction=4)).train().cuda().to(memory_format=fmt)
+    x = torch.randn(3, 32, 6, 6, device="cuda").contiguous(memory_format=fmt)
+    _fast_equals_reference(block, [x], rtol=1e-4, grad_rtol=1e-3, atol=1e-4)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        _fast_equals_reference(block, [x], rtol=2e-2, grad_rtol=2e-2, atol=2e-2)
+
+
+def test_cpu_bf16_autocast_fast_path_is_as_accurate_as_the_reference():
+    """Mixed precision (CPU autocast, bf16): against a float32 run, the fast path's error is of the
+    reference path's size (bf16 rounding lands in different places, so the two are not compared
+    with each other element by element)."""
+    torch.manual_seed(12)
+    block = Bottleneck(32, 8, 1, None, SEConfig(reduction=4)).train()
+    x = torch.randn(2, 32, 6, 6)
+    y32, g32 = _run(block, [x], fast=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yf, gf = _run(block, [x], fast=True)
+        yr, gr = _run(block, [x], fast=False)
+
+    def err(y, gs):
+        out = ((y.float() - y32).abs().max() / y32.abs().max()).item()
+        grads = max(((a.float() - b).abs().max() / b.abs().max()).item() for a, b in zip(gs, g32))
+        return out, grads
+
+    (out_f, grad_f), (out_r, grad_r) = err(yf, gf), err(yr, gr)
+    assert out_f <= 2 * out_r + 1e-2 and out_f < 0.05
+    assert grad_f <= 1.5 * grad_r + 1e-2, (
+        grad_f,
+        grad_r,
+    )  # bf16 grads of tiny SE tensors are coarse on both
