@@ -22,7 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 ## the main job: train an SE network on scikit-learn's digits (offline), evaluate it, plot its curves
 demo: $(VENV)/.installed-main
 	$(VENV)/bin/senet train --recipe digits --out runs/digits
-	$(VENV)/bin/senet eval runs/digits/model.safetensors --dataset digits
+	$(VENV)/bin/senet eval runs/digits
 
 ## lint, format check and the whole test suite
 test: $(VENV)/.installed-dev lint

@@ -202,3 +202,15 @@ def test_bottleneck_blocks_prune_exactly(integration, target) -> None:
         got = pr.apply_plan(zeroed, plan)(x)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     assert sum(p.numel() for p in zeroed.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+def test_generic_loaders_point_pruned_checkpoints_to_load_pruned(tmp_path):
+    """load_model / create_model(checkpoint=) refuse a pruned file with the loader to use."""
+    from senet.interop.checkpoint import load_model
+
+    model, _ = pr.prune_model(senet.create_model("cifar_se_resnet20"), 0.5, "l1", "output")
+    path = pr.save_pruned(model, tmp_path / "pruned.safetensors")
+    assert pr.load_pruned(path)(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    for load in (load_model, lambda p: senet.create_model("cifar_se_resnet20", checkpoint=p)):
+        with pytest.raises(ValueError, match=r"pruned cifar_se_resnet20 .*load_pruned\(path\)"):
+            load(path)

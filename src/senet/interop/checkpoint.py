@@ -21,6 +21,7 @@ from torch import nn
 from senet.utils.io import atomic_write
 
 METADATA_KEY = "senet"
+PRUNED_KEY = "senet_pruning"  # written by senet.analysis.prune.save_pruned
 
 
 def model_metadata(model: nn.Module, **extra: Any) -> dict[str, Any]:
@@ -67,12 +68,14 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
-                meta_blob = (f.metadata() or {}).get(METADATA_KEY)
+                raw = f.metadata() or {}
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except Exception as err:  # safetensors raises its own error types for corrupt files
             raise ValueError(
                 f"checkpoint {path} is not a readable safetensors file: {err}"
             ) from err
+        _refuse_pruned(raw, path)
+        meta_blob = raw.get(METADATA_KEY)
         return state, json.loads(meta_blob) if meta_blob else {}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -93,6 +96,16 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
 FREE_OPTIONS = frozenset({"drop_rate"})
 
 
+def _refuse_pruned(raw: dict[str, str], path: str | Path) -> None:
+    """A pruned network's widths differ from its registry spec: point to the loader that knows."""
+    if PRUNED_KEY in raw:
+        base = json.loads(raw.get(METADATA_KEY) or "{}").get("model", "network")
+        raise ValueError(
+            f"checkpoint {path} holds a pruned {base} (narrower layers than the registry's); "
+            "load it with senet.analysis.prune.load_pruned(path)"
+        )
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The senet metadata of a safetensors file without reading its tensors ({} for other files)."""
     path = Path(path)
@@ -102,9 +115,11 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
-            blob = (f.metadata() or {}).get(METADATA_KEY)
+            raw = f.metadata() or {}
     except Exception as err:
         raise ValueError(f"checkpoint {path} is not a readable safetensors file: {err}") from err
+    _refuse_pruned(raw, path)
+    blob = raw.get(METADATA_KEY)
     return json.loads(blob) if blob else {}
 
 

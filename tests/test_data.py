@@ -1,0 +1,234 @@
+"""senet.data: datasets, bad-input errors, deterministic in-memory and file loaders."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from senet.data import (
+    FolderDataset,
+    ImageTensorSet,
+    balanced_subset,
+    build_dataset,
+    build_loader,
+    check_same_classes,
+)
+from senet.data.loaders import generator, random_crop_flip
+
+
+def test_imagefolder_in_memory_layout(tiny_imagefolder: Path) -> None:
+    ds = build_dataset("imagefolder", tiny_imagefolder, "train")
+    assert isinstance(ds, ImageTensorSet)
+    assert ds.classes == ["bars", "blob", "stripes"]
+    assert ds.images.shape == (3 * 24, 3, 16, 16) and ds.images.dtype == torch.uint8
+    assert torch.bincount(ds.labels).tolist() == [24, 24, 24]
+    val = build_dataset("imagefolder", tiny_imagefolder, "val")
+    assert len(val) == 3 * 8
+    check_same_classes(ds, val)
+
+
+def test_archive_reads_like_folder(tiny_imagefolder: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "tiny.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_imagefolder, arcname="tiny")
+    a = build_dataset("imagefolder", tiny_imagefolder, "train")
+    b = build_dataset("imagefolder", archive, "train")
+    assert (
+        torch.equal(a.images, b.images)
+        and torch.equal(a.labels, b.labels)
+        and a.classes == b.classes
+    )
+
+
+def test_balanced_subset_takes_first_per_class() -> None:
+    samples = [(i, i % 3) for i in range(30)]
+    idx = balanced_subset(samples, 7, 3)
+    labels = [samples[i][1] for i in idx]
+    assert sorted(labels) == [0, 0, 0, 1, 1, 2, 2]
+    assert idx == sorted(idx) and idx[:3] == [0, 1, 2]
+
+
+def test_subset_option(tiny_imagefolder: Path) -> None:
+    ds = build_dataset("imagefolder", tiny_imagefolder, "train", subset=9)
+    assert torch.bincount(ds.labels).tolist() == [3, 3, 3]
+
+
+def test_missing_and_empty_data_dir(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"does not exist.*--data-dir"):
+        build_dataset("imagefolder", tmp_path / "nope", "train")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="is empty"):
+        build_dataset("imagefolder", tmp_path / "empty", "train")
+    (tmp_path / "noclass" / "train").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no class folders"):
+        build_dataset("imagefolder", tmp_path / "noclass", "train")
+    (tmp_path / "noimg" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no images"):
+        build_dataset("imagefolder", tmp_path / "noimg", "train")
+    with pytest.raises(ValueError, match="needs --data-dir"):
+        build_dataset("imagefolder", None, "train")
+
+
+def test_val_falls_back_to_test(tiny_imagefolder: Path, tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    shutil.copytree(tiny_imagefolder / "train", root / "train")
+    shutil.copytree(tiny_imagefolder / "val", root / "test")
+    assert len(build_dataset("imagefolder", root, "val")) == 24
+
+
+def test_class_folders_differ(tmp_path: Path, imagefolder_factory) -> None:
+    root = imagefolder_factory(tmp_path / "d", n_train=2, n_val=2)
+    shutil.rmtree(root / "val" / "blob")
+    (root / "val" / "circles").mkdir()
+    shutil.copy(root / "train" / "bars" / "0000.png", root / "val" / "circles" / "0000.png")
+    train, val = (build_dataset("imagefolder", root, s) for s in ("train", "val"))
+    with pytest.raises(ValueError, match=r"only in train: blob; only in val: circles"):
+        check_same_classes(train, val)
+
+
+def test_corrupt_image_named_and_skipped(tmp_path: Path, imagefolder_factory) -> None:
+    root = imagefolder_factory(tmp_path / "c", n_train=4, n_val=2)
+    bad = root / "train" / "blob" / "0002.png"
+    bad.write_bytes(b"not a png at all")
+    with pytest.raises(ValueError, match=r"0002\.png.*--skip-corrupt"):
+        build_dataset("imagefolder", root, "train")
+    ds = build_dataset("imagefolder", root, "train", skip_corrupt=True)
+    assert len(ds) == 11 and ds.skipped == [str(bad)]
+    files = build_dataset("imagefolder", root, "train", in_memory=False, skip_corrupt=True)
+    assert isinstance(files, FolderDataset) and len(files) == 11 and files.skipped == [str(bad)]
+    lazy = build_dataset("imagefolder", root, "train", in_memory=False)
+    with pytest.raises(ValueError, match=r"0002\.png"):
+        [lazy[i] for i in range(len(lazy))]
+
+
+def test_digits_split_is_fixed_and_disjoint() -> None:
+    pytest.importorskip("sklearn")
+    train, val = build_dataset("digits", split="train"), build_dataset("digits", split="val")
+    assert len(train) + len(val) == 1797 and len(val) == sum(n // 5 for n in torch.bincount(
+        torch.cat([train.labels, val.labels])).tolist())  # fmt: skip
+    assert train.images.shape[1:] == (1, 8, 8)
+    up = build_dataset("digits", split="val", input_size=16)
+    assert up.images.shape[1:] == (1, 16, 16) and torch.equal(up.labels, val.labels)
+    # the same 8×8 images, not a reshuffle: downsampling the upsampled set correlates with the original
+    down = torch.nn.functional.avg_pool2d(up.images.float(), 2)
+    corr = torch.corrcoef(torch.stack([down.flatten(), val.images.float().flatten()]))[0, 1]
+    assert corr > 0.9
+
+
+def test_cifar_absent_offline_says_where(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py.*--data-dir.*--download"):
+        build_dataset("cifar10", tmp_path, "train")
+
+
+def test_unknown_dataset() -> None:
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'; choose one of"):
+        build_dataset("imagenet", "x", "train")
+
+
+def _toy(n: int = 20, size: int = 8) -> ImageTensorSet:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+    return ImageTensorSet(images, torch.arange(n) % 4, ["a", "b", "c", "d"])
+
+
+def test_crop_flip_matches_manual_pad_and_slice() -> None:
+    x = _toy(6).images
+    out = random_crop_flip(x, 2, True, generator(7))
+    g = generator(7)
+    dy = torch.randint(0, 5, (6,), generator=g)
+    dx = torch.randint(0, 5, (6,), generator=g)
+    flip = torch.rand(6, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(6):
+        ref = padded[i, :, dy[i] : dy[i] + 8, dx[i] : dx[i] + 8]
+        assert torch.equal(out[i], ref.flip(2) if flip[i] else ref)
+
+
+def test_loader_is_deterministic_and_resumable() -> None:
+    data = _toy()
+    kw = {"train": True, "augment": "crop_flip", "mean": (0.5,) * 3, "std": (0.25,) * 3, "seed": 3}
+    a, b = build_loader(data, 4, **kw), build_loader(data, 4, **kw)
+    a.set_epoch(2), b.set_epoch(2)
+    batches = list(a)
+    assert len(batches) == 5 and all(torch.equal(x, y) for (x, _), (y, _) in zip(batches, b))
+    tail = list(b.iterate(3))
+    assert torch.equal(tail[0][0], batches[3][0]) and torch.equal(tail[1][1], batches[4][1])
+    b.set_epoch(3)
+    assert not torch.equal(next(iter(b))[0], batches[0][0])
+    # normalisation: (x/255 - mean)/std
+    ev = build_loader(data, 8, train=False, mean=(0.5,) * 3, std=(0.25,) * 3)
+    x, y = next(iter(ev))
+    assert torch.allclose(
+        x, (data.images[:8].float() / 255 - 0.5) / 0.25, atol=1e-5
+    ) and torch.equal(y, data.labels[:8])
+
+
+def test_loader_shards_global_batches_across_ranks() -> None:
+    data = _toy()
+    kw = {"train": True, "augment": "crop_flip", "mean": (0.5,) * 3, "std": (0.25,) * 3, "seed": 1}
+    whole = list(build_loader(data, 4, **kw))
+    parts = [list(build_loader(data, 4, rank=r, world_size=2, **kw)) for r in range(2)]
+    for i, (x, y) in enumerate(whole):
+        assert torch.equal(torch.cat([parts[0][i][0], parts[1][i][0]]), x)
+        assert torch.equal(torch.cat([parts[0][i][1], parts[1][i][1]]), y)
+    ev = [
+        build_loader(data, 8, train=False, rank=r, world_size=2, mean=(0.5,) * 3, std=(0.25,) * 3)
+        for r in range(2)
+    ]
+    seen = sorted(torch.cat([y for e in ev for _, y in e]).tolist())
+    assert seen == sorted(data.labels.tolist()) and sum(e.num_samples for e in ev) == len(data)
+
+
+def test_loader_rejects_bad_batch() -> None:
+    with pytest.raises(ValueError, match="larger than the 20 training images"):
+        build_loader(_toy(), 64, train=True, mean=(0.5,) * 3, std=(0.2,) * 3)
+    with pytest.raises(ValueError, match="divisible by the 3 processes"):
+        build_loader(_toy(), 4, train=True, world_size=3, mean=(0.5,) * 3, std=(0.2,) * 3)
+
+
+def test_file_loader_shapes_and_coverage(tiny_imagefolder: Path) -> None:
+    ds = build_dataset("imagefolder", tiny_imagefolder, "val", in_memory=False)
+    loader = build_loader(ds, 5, train=False, input_size=12, eval_resize=14, workers=0)
+    xs, ys = zip(*loader)
+    assert xs[0].shape == (5, 3, 12, 12) and sum(len(y) for y in ys) == len(ds) == 24
+    tr = build_loader(ds, 8, train=True, augment="rrc_flip", input_size=12, workers=0, seed=0)
+    tr.set_epoch(0)
+    first = [y for _, y in tr]
+    tr2 = build_loader(ds, 8, train=True, augment="rrc_flip", input_size=12, workers=0, seed=0)
+    tr2.set_epoch(0)
+    assert all(torch.equal(a, b) for a, b in zip(first, (y for _, y in tr2))) and len(first) == 3
+
+
+def test_channel_stats_match_direct_computation() -> None:
+    data = _toy(10)
+    mean, std = data.channel_stats()
+    x = data.images.double() / 255
+    assert torch.allclose(torch.tensor(mean, dtype=torch.float64), x.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(
+        torch.tensor(std, dtype=torch.float64), x.std((0, 2, 3), unbiased=False), atol=1e-5
+    )
+
+
+def test_cifar_arrays_become_uint8_nchw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's CIFAR arrays (N×32×32×3 uint8) → ImageTensorSet; train/test chosen by split."""
+    import numpy as np
+    from torchvision import datasets
+
+    class FakeCIFAR10:
+        def __init__(self, root: str, train: bool, download: bool) -> None:
+            rng = np.random.default_rng(0 if train else 1)
+            self.data = rng.integers(0, 256, (20 if train else 10, 32, 32, 3), dtype=np.uint8)
+            self.targets = [i % 10 for i in range(len(self.data))]
+            self.classes = [f"c{i}" for i in range(10)]
+
+    monkeypatch.setattr(datasets, "CIFAR10", FakeCIFAR10)
+    train = build_dataset("cifar10", "anywhere", "train")
+    val = build_dataset("cifar10", "anywhere", "val", subset=5)
+    ref = FakeCIFAR10("", True, False)
+    assert train.images.shape == (20, 3, 32, 32)
+    assert torch.equal(train.images[3], torch.from_numpy(ref.data[3]).permute(2, 0, 1))
+    assert len(val) == 5 and val.labels.tolist() == [0, 1, 2, 3, 4]
