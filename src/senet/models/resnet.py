@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from senet.layers.se import Gate, Integration, SEConfig, Squeeze
+from senet.models._common import ClassifierModel
 from senet.models.blocks import BLOCKS, StrideIn, ZeroPadShortcut, conv1x1, conv3x3
 from senet.models.registry import ModelEntry, PaperRef, register_model
 
@@ -53,7 +54,7 @@ class ResNetSpec:
         return len(self.depths)
 
 
-class ResNet(nn.Module):
+class ResNet(ClassifierModel):
     """A residual network built from a ``ResNetSpec``, with SE blocks when ``se`` is given."""
 
     def __init__(
@@ -83,7 +84,6 @@ class ResNet(nn.Module):
             stride_in = "1x1" if (spec.stride_in_1x1 and layout == "caffe") else "3x3"
         self.spec, self.layout = spec, layout
         self.drop_rate = spec.dropout if drop_rate is None else drop_rate
-        self.num_classes = num_classes
         self._build_stem(spec, in_chans, layout)
 
         block = BLOCKS[spec.block]
@@ -117,11 +117,8 @@ class ResNet(nn.Module):
             self.feature_info.append(
                 {"module": f"layer{i}", "num_chs": cout, "reduction": reduction}
             )
-        self.num_features = cin
         self.bn_final = nn.BatchNorm2d(cin) if spec.block.startswith("preact") else None
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
-        self.fc = nn.Linear(cin, num_classes) if num_classes > 0 else nn.Identity()
+        self._make_head(cin, num_classes, self.drop_rate)
         self._init_weights()
 
     def _build_stem(self, spec: ResNetSpec, in_chans: int, layout: Layout) -> None:
@@ -185,21 +182,6 @@ class ResNet(nn.Module):
         if self.bn_final is not None:
             x = torch.relu(self.bn_final(x))
         return x
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.global_pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a freshly initialised one (0 removes it)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
 # --------------------------------------------------------------------------------------------
