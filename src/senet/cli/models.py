@@ -62,7 +62,7 @@ def run_complexity(args: argparse.Namespace) -> int:
         f"conv + FC MACs             {row['gmacs_conv_fc']:.3f} G",
         f"SE pooling + scaling ops   {row['gops_se_elementwise']:.4f} G (one op per element, as the paper counts)",
         f"total                      {row['gmacs_total']:.3f} G"
-        + (f"   (paper: {paper:.2f} GFLOPs)" if paper else "   (paper: no value at this size)"),
+        + (f"   (paper: {paper:.4g} GFLOPs)" if paper else "   (paper: no value at this size)"),
     ]
     if row["se_params"]:
         lines += [

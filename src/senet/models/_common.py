@@ -8,7 +8,7 @@ model interface of docs/ARCHITECTURE.md for networks whose head is global poolin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -120,3 +120,33 @@ class ClassifierModel(nn.Module):
         """Replace the classifier with a freshly initialised one (0 removes it)."""
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def make_builders(
+    build: Callable[[int, int, SEConfig | None, tuple[int, ...] | None, float], nn.Module],
+    default_drop_rate: float = 0.0,
+) -> tuple[Callable[..., nn.Module], Callable[..., nn.Module]]:
+    """The plain and SE builders of a family built as ``build(num_classes, in_chans, se,
+    se_stages, drop_rate)``; their signatures are the public option lists of the registry."""
+
+    def build_plain(
+        num_classes: int = 1000, in_chans: int = 3, drop_rate: float = default_drop_rate
+    ) -> nn.Module:
+        return build(num_classes, in_chans, None, None, drop_rate)
+
+    def build_se(
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = default_drop_rate,
+        reduction: float = 16,
+        squeeze: Squeeze = "avg",
+        gate: Gate = "sigmoid",
+        se_bias: bool = True,
+        se_divisor: int = 1,
+        se_min_channels: int | None = None,
+        se_stages: tuple[int, ...] | None = None,
+    ) -> nn.Module:
+        cfg = se_config(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels)
+        return build(num_classes, in_chans, cfg, se_stages, drop_rate)
+
+    return build_plain, build_se

@@ -23,13 +23,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from senet.layers.se import Gate, SEConfig, Squeeze, SqueezeExcitation
+from senet.layers.se import SEConfig, SqueezeExcitation
 from senet.models._common import (
     ClassifierModel,
     ConvBNAct,
     check_se_stages,
     init_weights,
-    se_config,
+    make_builders,
 )
 from senet.models.registry import ModelEntry, PaperRef, register_model
 
@@ -146,41 +146,16 @@ class BNInception(ClassifierModel):
         return self.blocks(self.stem(x))
 
 
-def _make_builder(with_se: bool):
-    if not with_se:
-
-        def build_plain(
-            num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0
-        ) -> BNInception:
-            return BNInception(num_classes, in_chans, None, None, drop_rate)
-
-        return build_plain
-
-    def build_se(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        se_bias: bool = True,
-        se_divisor: int = 1,
-        se_min_channels: int | None = None,
-        se_stages: tuple[int, ...] | None = None,
-    ) -> BNInception:
-        cfg = se_config(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels)
-        return BNInception(num_classes, in_chans, cfg, se_stages, drop_rate)
-
-    return build_se
+_BUILDERS = make_builders(BNInception)
 
 
 def _register() -> None:
     kw = {"family": "inception", "input_size": 224, "num_classes": 1000}
     plain = PaperRef(2.03, None, 25.38, 7.89, "Table 2")
     se = PaperRef(2.04, None, 24.23, 7.14, "Table 2")
-    register_model(ModelEntry("bn_inception", _make_builder(False), has_se=False, paper=plain,
+    register_model(ModelEntry("bn_inception", _BUILDERS[0], has_se=False, paper=plain,
                               description="BN-Inception (Inception-v2), SE release layout", **kw))  # fmt: skip
-    register_model(ModelEntry("se_bn_inception", _make_builder(True), has_se=True, baseline="bn_inception",
+    register_model(ModelEntry("se_bn_inception", _BUILDERS[1], has_se=True, baseline="bn_inception",
                               paper=se, description="SE-BN-Inception: SE on each Inception module (Fig. 2)", **kw))  # fmt: skip
 
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from senet.layers.se import Gate, SEConfig, Squeeze, SqueezeExcitation
+from senet.layers.se import SEConfig, SqueezeExcitation
 from senet.models._common import (
     ClassifierModel,
     ConvBNAct,
     check_se_stages,
     init_weights,
-    se_config,
+    make_builders,
 )
 from senet.models.registry import ModelEntry, PaperRef, register_model
 
@@ -172,34 +172,6 @@ class ShuffleNetV1(ClassifierModel):
         return x
 
 
-def _make_builder(cls: type[ClassifierModel], with_se: bool):
-    if not with_se:
-
-        def build_plain(
-            num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0
-        ) -> nn.Module:
-            return cls(num_classes, in_chans, None, None, drop_rate)
-
-        return build_plain
-
-    def build_se(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        se_bias: bool = True,
-        se_divisor: int = 1,
-        se_min_channels: int | None = None,
-        se_stages: tuple[int, ...] | None = None,
-    ) -> nn.Module:
-        cfg = se_config(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels)
-        return cls(num_classes, in_chans, cfg, se_stages, drop_rate)
-
-    return build_se
-
-
 def _register() -> None:
     kw = {"family": "mobile", "input_size": 224, "num_classes": 1000}
     # Table 3 reports MFLOPs (= MACs here), millions of parameters and top-1/top-5 error.
@@ -212,11 +184,11 @@ def _register() -> None:
     for name, (cls, plain, se, desc) in refs.items():
         register_model(
             ModelEntry(
-                name, _make_builder(cls, False), has_se=False, paper=plain, description=desc, **kw
+                name, make_builders(cls)[0], has_se=False, paper=plain, description=desc, **kw
             )
         )
         register_model(
-            ModelEntry(f"se_{name}", _make_builder(cls, True), has_se=True, baseline=name, paper=se,
+            ModelEntry(f"se_{name}", make_builders(cls)[1], has_se=True, baseline=name, paper=se,
                        description=f"SE-{desc}: SE on each block's output / residual branch", **kw)
         )  # fmt: skip
 

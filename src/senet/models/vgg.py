@@ -11,11 +11,13 @@ missing.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
-from senet.layers.se import Gate, SEConfig, Squeeze, SqueezeExcitation
-from senet.models._common import check_se_stages, se_config
+from senet.layers.se import SEConfig, SqueezeExcitation
+from senet.models._common import check_se_stages, make_builders
 from senet.models.registry import ModelEntry, PaperRef, register_model
 
 #: convolution widths per stage; a max-pool ends every stage (Simonyan & Zisserman, config D)
@@ -113,39 +115,16 @@ class VGG(nn.Module):
         self.classifier[-1] = fc
 
 
-def _make_builder(stages: tuple[tuple[int, ...], ...], with_se: bool):
-    if not with_se:
-
-        def build_plain(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5) -> VGG:
-            return VGG(stages, num_classes, in_chans, None, None, drop_rate)
-
-        return build_plain
-
-    def build_se(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.5,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        se_bias: bool = True,
-        se_divisor: int = 1,
-        se_min_channels: int | None = None,
-        se_stages: tuple[int, ...] | None = None,
-    ) -> VGG:
-        cfg = se_config(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels)
-        return VGG(stages, num_classes, in_chans, cfg, se_stages, drop_rate)
-
-    return build_se
+_BUILDERS = make_builders(partial(VGG, VGG16_STAGES), default_drop_rate=0.5)
 
 
 def _register() -> None:
     kw = {"family": "vgg", "input_size": 224, "num_classes": 1000}
     plain = PaperRef(15.47, None, 27.02, 8.81, "Table 2")
     se = PaperRef(15.48, None, 25.22, 7.70, "Table 2")
-    register_model(ModelEntry("vgg16_bn", _make_builder(VGG16_STAGES, False), has_se=False, paper=plain,
+    register_model(ModelEntry("vgg16_bn", _BUILDERS[0], has_se=False, paper=plain,
                               description="VGG-16 with BN after every convolution (torchvision layout)", **kw))  # fmt: skip
-    register_model(ModelEntry("se_vgg16_bn", _make_builder(VGG16_STAGES, True), has_se=True, baseline="vgg16_bn",
+    register_model(ModelEntry("se_vgg16_bn", _BUILDERS[1], has_se=True, baseline="vgg16_bn",
                               paper=se, description="SE-VGG-16: SE after the ReLU of each convolution", **kw))  # fmt: skip
 
 
