@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import senet
+from _helpers import randomize_bn
 from senet.interop.checkpoint import load_weights, save_weights
 from senet.interop.convert import convert_state_dict
 
@@ -22,20 +23,6 @@ timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")
 
 ATOL = 1e-4
-
-
-def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine parameters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
-    return model.eval()
 
 
 @functools.lru_cache(maxsize=2)

@@ -71,8 +71,11 @@ def check_se_stages(se_stages: Sequence[int] | None, num_stages: int) -> tuple[i
     return chosen
 
 
-def init_weights(model: nn.Module) -> None:
-    """He (MSRA) initialisation of convolutions, unit BN, small-normal FC (Sec. 5.1)."""
+def init_weights(model: nn.Module, linear_std: float | None = 0.01) -> None:
+    """He (MSRA) initialisation of convolutions, unit BN, N(0, linear_std) FC (Sec. 5.1).
+
+    ``linear_std=None`` leaves FC layers at PyTorch's default initialisation.
+    """
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -81,8 +84,8 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0, linear_std)
             nn.init.zeros_(m.bias)
 
 

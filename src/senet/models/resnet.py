@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from senet.layers.se import Gate, Integration, SEConfig, Squeeze
-from senet.models._common import ClassifierModel
+from senet.models._common import ClassifierModel, init_weights
 from senet.models.blocks import BLOCKS, StrideIn, ZeroPadShortcut, conv1x1, conv3x3
 from senet.models.registry import ModelEntry, PaperRef, register_model
 
@@ -119,7 +119,7 @@ class ResNet(ClassifierModel):
             )
         self.bn_final = nn.BatchNorm2d(cin) if spec.block.startswith("preact") else None
         self._make_head(cin, num_classes, self.drop_rate)
-        self._init_weights()
+        init_weights(self, linear_std=None)  # He init (Sec. 5.1); FC keeps the default
 
     def _build_stem(self, spec: ResNetSpec, in_chans: int, layout: Layout) -> None:
         w = spec.stem_width
@@ -152,17 +152,6 @@ class ResNet(ClassifierModel):
         k = 1 if first_stage else spec.downsample_kernel
         conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
         return nn.Sequential(conv, nn.BatchNorm2d(cout))
-
-    def _init_weights(self) -> None:
-        """He (MSRA) initialisation, as the paper trains (Sec. 5.1)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     @property
     def stages(self) -> list[nn.Sequential]:

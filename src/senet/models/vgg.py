@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from senet.layers.se import SEConfig, SqueezeExcitation
-from senet.models._common import check_se_stages, make_builders
+from senet.models._common import check_se_stages, init_weights, make_builders
 from senet.models.registry import ModelEntry, PaperRef, register_model
 
 #: convolution widths per stage; a max-pool ends every stage (Simonyan & Zisserman, config D)
@@ -77,21 +77,7 @@ class VGG(nn.Module):
             nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
             nn.Linear(4096, num_classes) if num_classes > 0 else nn.Identity(),
         )  # fmt: skip
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """torchvision's VGG initialisation (He for convolutions, N(0, 0.01) for FC layers)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self)  # torchvision VGG init: He convolutions, N(0, 0.01) FC
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last max-pool's output (N × 512 × H/32 × W/32)."""
