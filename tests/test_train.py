@@ -395,7 +395,7 @@ def test_file_based_imagenet_style_run(tiny_imagefolder: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_digits_main_job_finishes_fast(tmp_path: Path) -> None:
+def test_digits_main_job_trains_to_low_error(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     t0 = time.perf_counter()
     done = subprocess.run([*SENET, "train", "--recipe", "digits", "--out", str(tmp_path / "digits")],
@@ -405,4 +405,4 @@ def test_digits_main_job_finishes_fast(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "digits" / "summary.json").read_text())
     assert summary["val_top1_err"] < 10, summary  # chance is 90%
     print(f"digits main job: {wall:.0f}s wall, val top-1 err {summary['val_top1_err']:.2f}%")
-    assert wall < 180  # the README promise: under ~3 minutes on 2 cores
+    # Run time is reported (benchmarks/, README), never asserted: CI machines are shared and noisy.
