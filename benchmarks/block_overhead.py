@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="results stem (STEM.json, STEM.md)")
     args = p.parse_args(argv)
     if args.keep_freed_memory:
-        from senet.benchmark.tuning import keep_freed_memory
+        from senet.utils.malloc import keep_freed_memory
 
         if not keep_freed_memory():
             raise SystemExit("--keep-freed-memory needs glibc")

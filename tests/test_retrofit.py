@@ -87,13 +87,13 @@ def test_every_integration_mode(mode: str, monkeypatch: pytest.MonkeyPatch) -> N
     assert all(b.integration == mode for b in [*model.layer3, *model.layer4])
     assert not _se_blocks(model.layer1) and not _se_blocks(model.layer2)
     seen = []
-    excitation = SqueezeExcitation.excitation  # every block computes its gate through it
+    excite = SqueezeExcitation.excite  # every avg/max-squeeze gate goes through it, fused or not
 
-    def recording(se: SqueezeExcitation, x: torch.Tensor) -> torch.Tensor:
-        seen.append((se.channels, x.shape[1]))
-        return excitation(se, x)
+    def recording(se: SqueezeExcitation, z: torch.Tensor) -> torch.Tensor:
+        seen.append((se.channels, z.shape[1]))
+        return excite(se, z)
 
-    monkeypatch.setattr(SqueezeExcitation, "excitation", recording)
+    monkeypatch.setattr(SqueezeExcitation, "excite", recording)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     assert len(seen) == 4 and all(c == got for c, got in seen)  # each SE sees its own width
     assert all(se.fc2.weight.grad.abs().sum() > 0 for se in _se_blocks(model))

@@ -174,6 +174,18 @@ def test_finished_run_is_not_rerun(tiny_imagefolder: Path, tmp_path: Path) -> No
     assert forced["status"] == "finished"
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_keep_freed_memory_is_applied_only_when_asked(
+    tiny_imagefolder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: bool
+) -> None:
+    import senet.train.loop as loop
+
+    calls: list[int] = []
+    monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append(1) or True)
+    train(tiny_config(tiny_imagefolder, tmp_path / "run", epochs=1, keep_freed_memory=keep))
+    assert calls == ([1] if keep else [])
+
+
 @pytest.mark.slow
 def test_stop_and_resume_is_bitwise_identical(tiny_imagefolder: Path, tmp_path: Path) -> None:
     straight = train(tiny_config(tiny_imagefolder, tmp_path / "a"))

@@ -20,7 +20,7 @@ from torch import nn
 from senet.layers import ops
 
 Layout = str  # "nchw" | "cl"
-INFER_MODES = ("eager", "fused", "jit")
+INFER_MODES = ("eager", "fused", "optimized", "jit")
 
 
 @dataclass
@@ -87,7 +87,11 @@ def infer_case(
     mode: str = "eager",
     group: str = "",
 ) -> Case:
-    """Inference latency: one forward under ``inference_mode`` (``mode``: eager, fused, jit)."""
+    """Inference latency: one forward under ``inference_mode``.
+
+    ``mode``: eager; fused (BN folded); optimized (``optimize_for_inference``: BN folded and the
+    squeeze moved before conv3); jit (``torch.jit.optimize_for_inference``, for timm).
+    """
     if mode not in INFER_MODES:
         raise ValueError(
             f"inference mode {mode!r} is not supported; choose one of {', '.join(INFER_MODES)}"
@@ -99,6 +103,10 @@ def infer_case(
         from senet.layers.fuse import fold_batchnorm
 
         m = fold_batchnorm(m, example=x[:1])
+    elif mode == "optimized":
+        from senet.layers.fuse import optimize_for_inference
+
+        m = optimize_for_inference(m, example=x[:1])
     elif mode == "jit":
         with torch.no_grad(), ops.reference_path() if path == "reference" else ops.fast_path():
             m = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x[:1]).eval()))

@@ -122,7 +122,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
             "(--threads 1 --clock cpu steadier still)"
         )
     if args.keep_freed_memory:
-        from senet.benchmark.tuning import keep_freed_memory
+        from senet.utils.malloc import keep_freed_memory
 
         if not keep_freed_memory():
             raise ValueError(

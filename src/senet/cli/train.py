@@ -178,6 +178,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--workers", type=int, help="DataLoader workers (file-based data only)")
     g.add_argument("--threads", type=int, help="torch CPU threads (torch.set_num_threads)")
+    g.add_argument(
+        "--keep-freed-memory",
+        type=_bool,
+        help="raise glibc's malloc thresholds so freed feature maps are reused, not page-faulted "
+        "in again (default true; docs/performance.md)",
+    )
     g.add_argument("--eval-batch-size", type=int, help="evaluation batch size")
     g.add_argument("--eval-every", type=int, help="evaluate every N epochs (and after the last)")
     g.add_argument(

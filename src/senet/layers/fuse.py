@@ -1,4 +1,6 @@
-"""Inference optimisation that SE does not defeat: BatchNorm folded into the convolution before it.
+"""Inference rewrites that SE does not defeat: BN folding, and the squeeze moved before conv3.
+
+``optimize_for_inference`` applies both (``fold_batchnorm``, then ``squeeze_early``).
 
 ``torch.jit.optimize_for_inference`` folds BN and fuses conv+ReLU into MKL-DNN ops, but an SE
 block's pooling and channel-wise multiply force conversions between MKL-DNN and dense tensors in
@@ -95,6 +97,52 @@ def fold_batchnorm(
         _set(model, conv_name, fold_conv_bn(conv, bn))
         _set(model, bn_name, nn.Identity())
     return model
+
+
+def _early_squeeze_ok(block: nn.Module) -> bool:
+    from senet.models.blocks import Bottleneck
+
+    if not isinstance(block, Bottleneck) or block.integration != "standard":
+        return False
+    conv = block.conv3
+    return (
+        block.se.squeeze == "avg"
+        and isinstance(block.bn3, nn.Identity)  # BN folded into conv3, so conv3 is all there is
+        and type(conv) is nn.Conv2d
+        and conv.kernel_size == (1, 1)
+        and conv.stride == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.groups == 1
+    )
+
+
+def squeeze_early(model: nn.Module) -> int:
+    """Let every eligible SE bottleneck squeeze its last 1×1 convolution's *input* (in place).
+
+    ``mean_hw(W·h + b) = W·mean_hw(h) + b`` for a 1×1, stride-1, unpadded convolution, so the
+    SE descriptor ``z`` is computed from the block's width-channel map, which has a quarter of
+    the output's channels, and the pass over the output that the squeeze costs disappears.
+    Eligible: ``Bottleneck`` blocks with standard SE integration, average squeeze and BN already
+    folded into ``conv3`` (run ``fold_batchnorm`` first). Inference only: the rewritten blocks
+    refuse to run in training mode. Returns how many blocks were rewritten.
+    """
+    count = 0
+    for m in model.modules():
+        if _early_squeeze_ok(m):
+            m.early_squeeze = True
+            count += 1
+    return count
+
+
+def optimize_for_inference(model: nn.Module, example: torch.Tensor | None = None) -> nn.Module:
+    """An eval-mode copy of ``model`` for inference: ``fold_batchnorm``, then ``squeeze_early``.
+
+    Outputs equal ``model.eval()``'s up to float32 rounding (tests: float64 within 1e-9). The
+    copy is for inference only (no ``bn*`` keys, rewritten blocks refuse training mode).
+    """
+    fast = fold_batchnorm(model, example=example)
+    squeeze_early(fast)
+    return fast
 
 
 def _default_example(model: nn.Module) -> torch.Tensor:

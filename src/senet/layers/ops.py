@@ -139,6 +139,27 @@ def scale_add(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch
     return ref_scale(x, s) + shortcut
 
 
+def squeeze_excite(
+    se: torch.nn.Module,
+    x: torch.Tensor,
+    shortcut: torch.Tensor | None = None,
+    relu: bool = False,
+) -> torch.Tensor:
+    """The SE block applied to ``x``, optionally with the residual sum and ReLU after it.
+
+    ``x · s`` (``SqueezeExcitation.forward``), ``x · s + shortcut`` (pre-activation blocks) or
+    ``relu(x · s + shortcut)`` (Axpy + ReLU), with ``s = se.excitation(x)``. The fast path runs
+    an average-squeeze block as one autograd Function (``fast_ops.squeeze_excite``).
+    """
+    if _use_fast() and se.squeeze == "avg":
+        return fast_ops.squeeze_excite(se, x, shortcut, relu)
+    s = se.excitation(x)
+    if shortcut is None:
+        out = scale(x, s)
+        return F.relu(out) if relu else out
+    return scale_add_relu(x, s, shortcut) if relu else scale_add(x, s, shortcut)
+
+
 def add_relu(x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
     """``relu(x + shortcut)``: the residual sum and ReLU of a block (with or without SE)."""
     return fast_ops.add_relu(x, shortcut) if _use_fast() else F.relu(x + shortcut)

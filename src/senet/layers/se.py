@@ -113,9 +113,9 @@ class SqueezeExcitation(nn.Module):
     ``squeeze="none"`` (NoSqueeze, Table 16) they run as real 1×1 convolutions on the full map and
     the gate has the input's spatial size.
 
-    Contract: every use of the block computes its gate through ``excitation(x)`` (blocks that fuse
-    the scale with the residual sum call it directly), and ``excitation`` passes ``s`` through
-    ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing the model.
+    Contract: every gate is computed by ``excite(z)`` (avg/max squeeze; ``excitation(x)`` pools,
+    then calls it; the fused training path ``ops.squeeze_excite`` calls it on its own pooled ``z``)
+    or by ``excitation(x)`` for NoSqueeze, and both pass ``s`` through ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing the model.
     """
 
     def __init__(
@@ -152,12 +152,22 @@ class SqueezeExcitation(nn.Module):
         if self.squeeze == "none":
             h = nn.functional.relu(self.fc1(x))
             return self.gate_out(ops.apply_gate(self.fc2(h), self.gate))
-        z = ops.squeeze(x, self.squeeze)
+        return self.excite(ops.squeeze(x, self.squeeze))
+
+    def excite(self, z: torch.Tensor) -> torch.Tensor:
+        """The gate ``s`` (N×C×1×1) from an already squeezed descriptor ``z`` (N×C×1×1 or N×C).
+
+        ``excitation`` calls it after pooling; inference rewrites that obtain ``z`` more cheaply
+        (``senet.layers.fuse.squeeze_early``) call it directly, so ``gate_out`` hooks still fire.
+        """
+        if self.squeeze == "none":
+            raise ValueError("a NoSqueeze block has no descriptor z; call excitation(x)")
+        z = z.reshape(z.shape[0], -1, 1, 1)
         s = ops.excite(z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.gate)
         return self.gate_out(s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.scale(x, self.excitation(x))
+        return ops.squeeze_excite(self, x)
 
     def extra_repr(self) -> str:
         return (

@@ -12,6 +12,10 @@ by ``integration``:
 
 Pre-activation blocks (ResNet-164, WRN-16-8) follow He et al. (2016): BN-ReLU before each
 convolution, and a projection shortcut, where there is one, reads the pre-activated input.
+
+ReLUs that follow a convolution's BN run in place (as torchvision's and timm's do): on CPU a
+fresh feature-map allocation costs several passes over it. A pre-activation block's first ReLU
+does not, because its input may also be the identity shortcut.
 """
 
 from __future__ import annotations
@@ -73,10 +77,7 @@ class ResidualBlock(nn.Module):
             # Axpy: the SE-scaled tensor (branch, or shortcut for SE-Identity) plus the other one,
             # then the ReLU, as one fused op (senet.layers.ops; a sum is the same either way round)
             scaled, other = (out, shortcut) if mode == "standard" else (shortcut, out)
-            s = self.se.excitation(scaled)
-            if self.preact:
-                return ops.scale_add(scaled, s, other)
-            return ops.scale_add_relu(scaled, s, other)
+            return ops.squeeze_excite(self.se, scaled, other, relu=not self.preact)
         out = out + shortcut if self.preact else ops.add_relu(out, shortcut)
         return self._se_at("post", out)
 
@@ -104,7 +105,7 @@ class BasicBlock(ResidualBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         x = self._se_at("pre", x)
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self._se_at("3x3", out)
         out = self.bn2(self.conv2(out))
         if self.integration is None:
@@ -148,17 +149,38 @@ class Bottleneck(ResidualBlock):
         self.bn3 = nn.BatchNorm2d(cout)
         self.downsample = downsample
         self.se, self.integration = self._make_se(se, cin, width, cout)
+        # Inference-only rewrite (senet.layers.fuse.squeeze_early): squeeze conv3's input instead.
+        self.early_squeeze = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         x = self._se_at("pre", x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
         out = self._se_at("3x3", out)
+        if self.early_squeeze:
+            return self._forward_early_squeeze(out, shortcut)
         out = self.bn3(self.conv3(out))
         if self.integration is None:
             return ops.add_relu(out, shortcut)
         return self._finish(out, shortcut)
+
+    def _forward_early_squeeze(self, h: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """``relu(conv3(h) · s + shortcut)`` with ``z = mean(conv3(h)) = W·mean(h) + b``.
+
+        Exact because conv3 is a 1×1, stride-1, unpadded convolution (BN folded into it): the
+        spatial mean commutes with it, so the squeeze reads the width-channel input (a quarter of
+        the output's channels) instead of the output.
+        """
+        if self.training:
+            raise RuntimeError(
+                "this block was rewritten for inference (early squeeze, BN folded); "
+                "train the original model, not the output of optimize_for_inference"
+            )
+        w = self.conv3.weight
+        z = F.linear(h.mean((2, 3)), w.reshape(w.shape[0], -1), self.conv3.bias)
+        s = self.se.excite(z)
+        return ops.scale_add_relu(self.conv3(h), s, shortcut)
 
 
 class PreActBasicBlock(ResidualBlock):
@@ -187,7 +209,7 @@ class PreActBasicBlock(ResidualBlock):
         pre = F.relu(self.bn1(x))
         shortcut = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(self._se_at("pre", pre))
-        out = self._se_at("3x3", F.relu(self.bn2(out)))
+        out = self._se_at("3x3", F.relu(self.bn2(out), inplace=True))
         out = self.conv2(out)
         if self.integration is None:
             return out + shortcut
@@ -224,8 +246,8 @@ class PreActBottleneck(ResidualBlock):
         pre = F.relu(self.bn1(x))
         shortcut = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(self._se_at("pre", pre))
-        out = self.conv2(F.relu(self.bn2(out)))
-        out = self._se_at("3x3", F.relu(self.bn3(out)))
+        out = self.conv2(F.relu(self.bn2(out), inplace=True))
+        out = self._se_at("3x3", F.relu(self.bn3(out), inplace=True))
         out = self.conv3(out)
         if self.integration is None:
             return out + shortcut

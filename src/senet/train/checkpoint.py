@@ -24,6 +24,7 @@ RUNTIME_FIELDS = frozenset(
     {
         "out", "device", "workers", "threads", "progress", "tensorboard", "resume", "force",
         "stop_after_epochs", "data_dir", "eval_batch_size", "download", "recipe", "compile",
+        "keep_freed_memory",
     }
 )  # fmt: skip
 

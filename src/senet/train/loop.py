@@ -37,6 +37,7 @@ from senet.train.metrics import RunRecorder, plot_curves, topk_correct
 from senet.train.recipes import TrainConfig
 from senet.train.schedule import LRSchedule
 from senet.utils.io import atomic_write_json
+from senet.utils.malloc import keep_freed_memory
 
 NOTE_EVERY_S = 60.0  # without a progress bar (not a TTY), a progress line on stderr this often
 
@@ -189,6 +190,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     config.validate()
     if config.threads:
         torch.set_num_threads(config.threads)
+    if config.keep_freed_memory:
+        keep_freed_memory()  # large maps reused instead of page-faulted in anew (no-op off glibc)
     dist = D.setup(config.device)
     try:
         return _train(config, dist)

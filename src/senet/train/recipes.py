@@ -81,6 +81,7 @@ class TrainConfig:
     sync_bn: bool = False
     workers: int = 2
     threads: int | None = None
+    keep_freed_memory: bool = True  # glibc: reuse freed feature maps (senet.utils.malloc)
     eval_batch_size: int | None = None
     eval_every: int = 1
     tensorboard: bool = True

@@ -1,11 +1,13 @@
-"""Process-level CPU tuning the benchmark can apply (and records): glibc malloc thresholds.
+"""Process-level CPU tuning: glibc malloc thresholds (``senet train`` applies it by default).
 
 Measured on the development machine (docs/performance.md): a fresh 51 MB feature map costs about
 ten times a pass over an existing one, because glibc hands allocations above its mmap threshold
 (at most 32 MiB by default) straight to the kernel and page-faults them in again on every use.
 Raising the thresholds keeps freed maps in the heap for reuse — the effect of LD_PRELOAD=jemalloc
-or tcmalloc that PyTorch's CPU tuning guide recommends. It speeds up every model alike; it is not
-part of the SE fast path and is off unless asked for.
+or tcmalloc that PyTorch's CPU tuning guide recommends. It speeds up every model alike and is not
+part of the SE fast path: ``senet train`` turns it on (``--keep-freed-memory false`` leaves malloc
+alone), ``senet bench`` only with ``--keep-freed-memory``. The cost: memory the process freed is
+kept for reuse instead of being returned to the system.
 """
 
 from __future__ import annotations
