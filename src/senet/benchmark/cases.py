@@ -20,7 +20,7 @@ from torch import nn
 from senet.layers import ops
 
 Layout = str  # "nchw" | "cl"
-INFER_MODES = ("eager", "fused", "optimized", "jit")
+INFER_MODES = ("eager", "fused", "optimized", "jit", "compile")
 
 
 @dataclass
@@ -90,7 +90,8 @@ def infer_case(
     """Inference latency: one forward under ``inference_mode``.
 
     ``mode``: eager; fused (BN folded); optimized (``optimize_for_inference``: BN folded and the
-    squeeze moved before conv3); jit (``torch.jit.optimize_for_inference``, for timm).
+    squeeze moved before conv3); jit (``torch.jit.optimize_for_inference``, for timm); compile
+    (``torch.compile`` with Inductor's ``freezing``; compiles on the first, warm-up, call).
     """
     if mode not in INFER_MODES:
         raise ValueError(
@@ -107,6 +108,11 @@ def infer_case(
         from senet.layers.fuse import optimize_for_inference
 
         m = optimize_for_inference(m, example=x[:1])
+    elif mode == "compile":
+        import torch._inductor.config as inductor
+
+        inductor.freezing = True  # fold weights/BN as constants: Inductor's inference setting
+        m = torch.compile(m)
     elif mode == "jit":
         with torch.no_grad(), ops.reference_path() if path == "reference" else ops.fast_path():
             m = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x[:1]).eval()))
