@@ -100,9 +100,8 @@ def fold_batchnorm(
 
 
 def _early_squeeze_ok(block: nn.Module) -> bool:
-    from senet.models.blocks import Bottleneck
-
-    if not isinstance(block, Bottleneck) or block.integration != "standard":
+    # blocks that can run the rewrite declare ``early_squeeze`` (senet.models.blocks.Bottleneck)
+    if not hasattr(block, "early_squeeze") or getattr(block, "integration", None) != "standard":
         return False
     conv = block.conv3
     return (
