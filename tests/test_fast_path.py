@@ -37,13 +37,22 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def _run(module: torch.nn.Module, inputs: list[torch.Tensor], fast: bool, seed: int = 0):
-    """Output and gradients (inputs, then parameters) of ``module`` on one path."""
+def _run(
+    module: torch.nn.Module,
+    inputs: list[torch.Tensor],
+    fast: bool,
+    seed: int = 0,
+    autocast: torch.dtype | None = None,
+):
+    """Output and gradients (inputs, then parameters) of ``module`` on one path; ``autocast``:
+    the forward (only) under autocast to that dtype."""
     inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
     module.zero_grad(set_to_none=True)
     ctx = ops.fast_path() if fast else ops.reference_path()
+    device = inputs[0].device.type
     with ctx:
-        y = module(*inputs)
+        with torch.autocast(device, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            y = module(*inputs)
         g = torch.Generator().manual_seed(seed)
         w = torch.randn(y.shape, generator=g, dtype=torch.float32).to(y.device, y.dtype)
         (y * w).sum().backward()
@@ -460,6 +469,22 @@ def test_cuda_fast_equals_reference(layout):
     _bf16_no_worse_than_reference(block, x)  # bf16 weights and input, against float64 truth
 
 
+@pytest.mark.parametrize(
+    "name", ["cifar_se_resnet20", "cifar_se_resnet164", "se_resnet50", "se_vgg16_bn"]
+)
+def test_autocast_training_step_runs_on_the_fast_path(name):
+    """Autocast around the forward, backward outside it (the usual loop): the fused Function
+    recomputes its excitation under the forward's autocast state, so fp32 FC weights meet a
+    bf16 descriptor without a dtype error, and every parameter gets a finite gradient."""
+    torch.manual_seed(15)
+    model = senet.create_model(name, num_classes=10).train()
+    size = 32 if name.startswith("cifar") else 64
+    with ops.fast_path(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 3, size, size))
+    out.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 def test_cpu_bf16_autocast_fast_path_is_as_accurate_as_the_reference():
     """Mixed precision (CPU autocast, bf16): against a float32 run, the fast path's error is of the
     reference path's size (bf16 rounding lands in different places, so the two are not compared
@@ -468,9 +493,9 @@ def test_cpu_bf16_autocast_fast_path_is_as_accurate_as_the_reference():
     block = Bottleneck(32, 8, 1, None, SEConfig(reduction=4)).train()
     x = torch.randn(2, 32, 6, 6)
     y32, g32 = _run(block, [x], fast=False)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        yf, gf = _run(block, [x], fast=True)
-        yr, gr = _run(block, [x], fast=False)
+    # autocast around the forward only, as in a training loop: backward runs outside it
+    yf, gf = _run(block, [x], fast=True, autocast=torch.bfloat16)
+    yr, gr = _run(block, [x], fast=False, autocast=torch.bfloat16)
 
     def err(y, gs):
         out = ((y.float() - y32).abs().max() / y32.abs().max()).item()

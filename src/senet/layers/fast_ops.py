@@ -150,6 +150,8 @@ class _SqueezeExcite(torch.autograd.Function):
         if relu:
             out.relu_()
         ctx.gate, ctx.relu, ctx.has_shortcut = se.gate, relu, shortcut is not None
+        device = x.device.type  # backward recomputes the excitation under the forward's autocast
+        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
         ctx.save_for_backward(x, z, s, out if relu else None, w1, b1, w2, b2)
         return out
 
@@ -161,7 +163,8 @@ class _SqueezeExcite(torch.autograd.Function):
         gs = _scale_grad(grad, x, s)
         params = [w1, b1, w2, b2]
         wanted = [i for i, p in enumerate(params) if p is not None and ctx.needs_input_grad[2 + i]]
-        with torch.enable_grad():
+        device, amp, amp_dtype = ctx.autocast
+        with torch.enable_grad(), torch.autocast(device, dtype=amp_dtype, enabled=amp):
             z_ = z.detach().requires_grad_(ctx.needs_input_grad[0])
             leaves = [p.detach().requires_grad_(True) if p is not None else None for p in params]
             s_ = excite(z_, *leaves, ctx.gate)
