@@ -26,6 +26,8 @@ fuses plain element-wise code better than it can see through a custom Function.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -151,7 +153,11 @@ class _SqueezeExcite(torch.autograd.Function):
             out.relu_()
         ctx.gate, ctx.relu, ctx.has_shortcut = se.gate, relu, shortcut is not None
         device = x.device.type  # backward recomputes the excitation under the forward's autocast
-        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.autocast = (
+            (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+            if torch.amp.is_autocast_available(device)
+            else None  # e.g. meta tensors (shape inference): no autocast there
+        )
         ctx.save_for_backward(x, z, s, out if relu else None, w1, b1, w2, b2)
         return out
 
@@ -163,8 +169,11 @@ class _SqueezeExcite(torch.autograd.Function):
         gs = _scale_grad(grad, x, s)
         params = [w1, b1, w2, b2]
         wanted = [i for i, p in enumerate(params) if p is not None and ctx.needs_input_grad[2 + i]]
-        device, amp, amp_dtype = ctx.autocast
-        with torch.enable_grad(), torch.autocast(device, dtype=amp_dtype, enabled=amp):
+        amp = contextlib.nullcontext()
+        if ctx.autocast is not None:
+            device, enabled, dtype = ctx.autocast
+            amp = torch.autocast(device, dtype=dtype, enabled=enabled)
+        with torch.enable_grad(), amp:
             z_ = z.detach().requires_grad_(ctx.needs_input_grad[0])
             leaves = [p.detach().requires_grad_(True) if p is not None else None for p in params]
             s_ = excite(z_, *leaves, ctx.gate)
