@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from senet.benchmark.env import environment, load_average
+from senet.bench.env import environment, load_average
 from senet.layers import ops
 from senet.layers.se import SEConfig
 from senet.models.blocks import BasicBlock, Bottleneck

@@ -11,7 +11,7 @@ import torch
 
 import senet
 from senet.cli import main
-from senet.interop.checkpoint import save_weights
+from senet.interop.weights_file import save_weights
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-jpeg.tar.gz"
 

@@ -8,13 +8,13 @@ import time
 import pytest
 import torch
 
-from senet.benchmark import format_table, run_bench, write_results
-from senet.benchmark.cases import Case, build_model, infer_case, train_case
-from senet.benchmark.env import environment, load_average
-from senet.benchmark.plain_loop import PlainCifarResNet, prepare_imagefolder
-from senet.benchmark.report import comparison_rows
-from senet.benchmark.runner import Timing, paired_ratio, run_group
-from senet.benchmark.suites import SUITES, Comparison, SuiteOptions, build_suite
+from senet.bench import format_table, run_bench, write_results
+from senet.bench.cases import Case, build_model, infer_case, train_case
+from senet.bench.env import environment, load_average
+from senet.bench.plain_loop import PlainCifarResNet, prepare_imagefolder
+from senet.bench.report import comparison_rows
+from senet.bench.runner import Timing, paired_ratio, run_group
+from senet.bench.suites import SUITES, Comparison, SuiteOptions, build_suite
 from senet.cli import main
 from senet.layers import ops
 
@@ -76,7 +76,7 @@ def test_results_file_has_environment_command_and_ratios(tmp_path):
         Timing(_case("a (fast)", []), wall=[0.012, 0.011], cpu=[0.012, 0.011]),
         Timing(_case("b (fast)", []), wall=[0.010, 0.010], cpu=[0.010, 0.010]),
     ]
-    from senet.benchmark.report import case_rows
+    from senet.bench.report import case_rows
 
     result = {
         "suite": "unit", "command": "senet bench --unit", "started": "now", "seconds": 1.0,

@@ -10,8 +10,8 @@ import torch
 
 import senet
 from senet.cli import main
-from senet.interop.checkpoint import save_weights
 from senet.interop.export import export_model
+from senet.interop.weights_file import save_weights
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 import senet
 from _helpers import randomize_bn
 from senet.cli import main
-from senet.interop.checkpoint import load_model, read_metadata, save_weights
+from senet.interop.weights_file import load_model, read_metadata, save_weights
 
 timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")

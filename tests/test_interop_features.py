@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import senet
-from senet.interop.checkpoint import save_weights
+from senet.interop.weights_file import save_weights
 from senet.models.features import FeatureExtractor
 
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 import senet
 from senet.cli import main
-from senet.interop.checkpoint import save_weights
 from senet.interop.inference import class_names, eval_transform, load_image
+from senet.interop.weights_file import save_weights
 
 
 def make_images(folder: Path) -> list[Path]:

@@ -206,7 +206,7 @@ def test_bottleneck_blocks_prune_exactly(integration, target) -> None:
 
 def test_generic_loaders_point_pruned_checkpoints_to_load_pruned(tmp_path):
     """load_model / create_model(checkpoint=) refuse a pruned file with the loader to use."""
-    from senet.interop.checkpoint import load_model
+    from senet.interop.weights_file import load_model
 
     model, _ = pr.prune_model(senet.create_model("cifar_se_resnet20"), 0.5, "l1", "output")
     path = pr.save_pruned(model, tmp_path / "pruned.safetensors")

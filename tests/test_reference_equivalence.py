@@ -16,8 +16,8 @@ import torch
 
 import senet
 from _helpers import randomize_bn
-from senet.interop.checkpoint import load_weights, save_weights
 from senet.interop.convert import convert_state_dict
+from senet.interop.weights_file import load_weights, save_weights
 
 timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")

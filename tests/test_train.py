@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from senet.cli import main as cli_main
-from senet.cli.train import _eval
+from senet.cli.eval import _eval
 from senet.train import RECIPES, NonFiniteLossError, TrainConfig, get_recipe, train
 from senet.train.checkpoint import load_checkpoint
 from senet.train.schedule import LRSchedule
@@ -149,7 +149,7 @@ def test_short_run_learns_and_writes_the_run_directory(
     assert (
         cfg["model"] == "cifar_resnet20" and cfg["effective_lr"] == 0.05 and cfg["world_size"] == 1
     )
-    from senet.interop.checkpoint import read_weights
+    from senet.interop.weights_file import read_weights
 
     _, meta = read_weights(out / "model.safetensors")
     assert (
@@ -395,7 +395,7 @@ def test_file_based_imagenet_style_run(tiny_imagefolder: Path, tmp_path: Path) -
     assert cfg.effective_lr == pytest.approx(0.6 * 8 / 1024)
     summary = train(cfg)
     assert summary["status"] == "finished" and summary["val_images"] == 24
-    from senet.interop.checkpoint import read_weights
+    from senet.interop.weights_file import read_weights
 
     _, meta = read_weights(out / "model.safetensors")
     assert (meta["in_memory"], meta["input_size"], meta["eval_resize"], meta["std"]) == (

@@ -18,7 +18,7 @@ Rankings: ``"excitation"`` (lowest mean excitation over the recorded data goes f
 the same params and MACs, for every ranking, so accuracies compare at an equal budget.
 
 A pruned model no longer matches a registry spec. It is saved as safetensors (tensors only, no
-pickles) whose metadata holds the base model (``"senet"``, as ``senet.interop.checkpoint``) and the
+pickles) whose metadata holds the base model (``"senet"``, as ``senet.interop.weights_file``) and the
 plan (``"senet_pruning"``: target and kept channel indices per block); ``load_pruned`` rebuilds
 the base network, applies the plan and loads the weights.
 """
@@ -401,7 +401,7 @@ def is_pruned_checkpoint(path: str | Path) -> bool:
 
 def load_pruned(path: str | Path) -> nn.Module:
     """Rebuild a model saved by ``save_pruned``: base network from the registry, plan, weights."""
-    from senet import create_model
+    from senet.factory import create_model
 
     path = Path(path)
     if not path.is_file():
@@ -410,7 +410,7 @@ def load_pruned(path: str | Path) -> nn.Module:
         md = f.metadata() or {}
         if PRUNING_KEY not in md:
             raise ValueError(
-                f"{path} is not a pruned checkpoint; load it with senet.interop.checkpoint.load_model"
+                f"{path} is not a pruned checkpoint; load it with senet.interop.weights_file.load_model"
             )
         state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     meta, plan = json.loads(md["senet"]), json.loads(md[PRUNING_KEY])

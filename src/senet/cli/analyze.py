@@ -182,7 +182,7 @@ def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
 
 def _load(path: str) -> Any:
     from senet.analysis.prune import is_pruned_checkpoint, load_pruned
-    from senet.interop.checkpoint import load_model
+    from senet.interop.weights_file import load_model
 
     return load_pruned(path) if is_pruned_checkpoint(path) else load_model(path)
 

@@ -100,9 +100,9 @@ def _data_dir(args: argparse.Namespace) -> str | None:
 def run_bench_cli(args: argparse.Namespace) -> int:
     import torch
 
-    from senet.benchmark import SuiteOptions, format_table, run_bench, write_results
-    from senet.benchmark.env import load_average
-    from senet.benchmark.runner import stderr_log
+    from senet.bench import SuiteOptions, format_table, run_bench, write_results
+    from senet.bench.env import load_average
+    from senet.bench.runner import stderr_log
 
     suite = "quick" if args.quick else (args.suite or "full")
     if args.quick and args.suite not in (None, "quick"):

@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from senet.interop.convert import convert_file
+    from senet.interop.weights_file import convert_file
 
     classes = None
     if args.classes is not None:

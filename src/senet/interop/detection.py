@@ -85,7 +85,7 @@ def se_resnet_fpn_backbone(
     **options: Any,
 ) -> FPNBackbone:
     """A senet model's stages (``out_indices``) with an FPN on top, ready for torchvision detectors."""
-    from senet import create_model
+    from senet.factory import create_model
 
     model = create_model(name, checkpoint=checkpoint, **options)
     freeze_stages(model, trainable_stages)

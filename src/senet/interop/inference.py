@@ -38,9 +38,9 @@ def load_classifier(model_or_checkpoint: str | Path) -> tuple[nn.Module, dict[st
     pipeline, meaningless as predictions. Without an ``input_size`` in the metadata, the model's
     registered input size is used (224 on ImageNet, 32 for the CIFAR networks).
     """
-    from senet import create_model, list_models
-    from senet.interop.checkpoint import load_model
-    from senet.models.registry import get_entry
+    from senet.factory import create_model
+    from senet.interop.weights_file import load_model
+    from senet.models.registry import get_entry, list_models
 
     path = Path(model_or_checkpoint)
     if path.is_file():

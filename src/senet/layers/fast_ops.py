@@ -31,6 +31,8 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from senet.layers.gates import apply_gate
+
 
 def excite(
     z: torch.Tensor,
@@ -41,7 +43,6 @@ def excite(
     gate: str,
 ) -> torch.Tensor:
     """``gate(W2 relu(W1 z + b1) + b2)`` with ``F.linear`` on the N×C descriptor (Eq. 3)."""
-    from senet.layers.ops import apply_gate  # the gate table lives with the reference ops
 
     n, c = z.shape[:2]
     h = F.relu(F.linear(z.reshape(n, c), w1.reshape(w1.shape[0], -1), b1))

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from senet.layers import fast_ops
+from senet.layers.gates import apply_gate
 
 
 def _env_default() -> bool:
@@ -93,17 +94,6 @@ def squeeze(x: torch.Tensor, op: str = "avg") -> torch.Tensor:
     if op == "max":
         return x.amax((2, 3), keepdim=True)
     raise ValueError(f"squeeze op {op!r} is not supported; choose avg or max")
-
-
-def apply_gate(t: torch.Tensor, gate: str) -> torch.Tensor:
-    """The excitation's final non-linearity (sigmoid in the paper; tanh/ReLU in Table 12)."""
-    if gate == "sigmoid":
-        return torch.sigmoid(t)
-    if gate == "tanh":
-        return torch.tanh(t)
-    if gate == "relu":
-        return F.relu(t)
-    raise ValueError(f"gate {gate!r} is not supported; choose sigmoid, tanh or relu")
 
 
 def excite(

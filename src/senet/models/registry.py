@@ -1,4 +1,8 @@
-"""Model names → builders: ``create_model``, ``list_models`` and each name's paper reference."""
+"""Model names → builders: ``create_model``, ``list_models`` and each name's paper reference.
+
+The families register themselves on import; importing this module imports its package
+``senet.models`` first, which imports every family, so the registry is always complete.
+"""
 
 from __future__ import annotations
 
@@ -65,13 +69,8 @@ def register_model(entry: ModelEntry) -> ModelEntry:
     return entry
 
 
-def _ensure_loaded() -> None:
-    import senet.models  # noqa: F401  (importing the package registers every family)
-
-
 def list_models(pattern: str | None = None, *, se: bool | None = None) -> list[str]:
     """Registered model names, sorted; ``pattern`` is a shell glob (``"se_*"``, ``"*resnext*"``)."""
-    _ensure_loaded()
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
@@ -82,7 +81,6 @@ def list_models(pattern: str | None = None, *, se: bool | None = None) -> list[s
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; an unknown name raises with the closest valid names."""
-    _ensure_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
     close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)

@@ -22,9 +22,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-import senet
+from senet._version import __version__
 from senet.data import build_loader, mix_seed
-from senet.interop.checkpoint import save_weights
+from senet.factory import create_model
+from senet.interop.weights_file import save_weights
 from senet.train import distributed as D
 from senet.train.checkpoint import (
     config_differences,
@@ -148,7 +149,7 @@ def _model_for(config: TrainConfig, num_classes: int, in_chans: int, size: int) 
             f"--num-classes {config.num_classes} disagrees with the data, which has {num_classes} classes; "
             "drop --num-classes (it defaults to the data's) or point --data-dir at the right dataset"
         )
-    model = senet.create_model(config.model, num_classes=num_classes, **options)
+    model = create_model(config.model, num_classes=num_classes, **options)
     probe = torch.zeros(2, in_chans, min(size, 64), min(size, 64))
     try:
         model.eval()
@@ -485,7 +486,7 @@ def _finish(
         "params": sum(p.numel() for p in model.parameters()),
         "train_time_s": sum(r["epoch_time_s"] for r in history),
         "mean_images_per_s": sum(r["images_per_s"] for r in history) / len(history),
-        "device": str(dist.device), "torch": torch.__version__, "senet": senet.__version__,
+        "device": str(dist.device), "torch": torch.__version__, "senet": __version__,
         "python": platform.python_version(), "machine": platform.machine(),
         "out": str(out), "this_call_time_s": run_time,
     }  # fmt: skip

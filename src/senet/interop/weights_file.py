@@ -8,6 +8,7 @@ executes code.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -18,6 +19,19 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from senet.interop.convert import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SOURCES,
+    Conversion,
+    ConvertReport,
+    convert_for_model,
+    convert_state_dict,
+    fill_batch_counters,
+    looks_original,
+    strip_prefix,
+)
+from senet.models.registry import build_model, get_entry
 from senet.utils.io import atomic_write
 
 METADATA_KEY = "senet"
@@ -125,7 +139,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def effective_options(model: nn.Module) -> dict[str, Any]:
     """Every build option of ``model``: the ones it was built with plus its builder's defaults."""
-    from senet.models.registry import get_entry
 
     name = getattr(model, "model_name", None)
     if name is None:
@@ -180,7 +193,6 @@ def normalize_state(
 
     Such weights need the stride-in-1×1 layout; loading them into another is refused.
     """
-    from senet.interop.convert import convert_state_dict, looks_original, strip_prefix
 
     state = strip_prefix(state)
     if meta.get("model") or not looks_original(list(state)):
@@ -198,7 +210,6 @@ def load_state(
     strict: bool = True,
 ) -> dict[str, Any]:
     """Load ``state`` into ``model`` after checking names, shapes and (from ``meta``) options."""
-    from senet.interop.convert import fill_batch_counters
 
     check_compatible(model, meta, path)
     own = model.state_dict()
@@ -268,7 +279,6 @@ def prepare_checkpoint(
     → ``layout="caffe"``, other names → timm/torchvision's ``layout="torchvision"``), since senet's
     own files always carry metadata. Explicit options win and are then checked against the file.
     """
-    from senet.interop.convert import convert_for_model
 
     state, meta = read_weights(path)
     if meta.get("model"):
@@ -298,14 +308,104 @@ def _few(items: list[str], n: int = 5) -> str:
     return ", ".join(items[:n]) + more
 
 
+def build_from_checkpoint(
+    name: str, path: str | Path, num_classes: int | None = None, **options: Any
+) -> nn.Module:
+    """Build ``name`` for checkpoint ``path`` (options and num_classes from the file unless given)
+    and load its weights; the metadata is kept as ``model.checkpoint_metadata``."""
+    state, meta, n, merged = prepare_checkpoint(name, path, num_classes, options)
+    model = build_model(name, num_classes=n, **merged)
+    load_state(model, state, meta, path)
+    model.checkpoint_metadata = meta  # type: ignore[assignment]
+    return model
+
+
 def load_model(path: str | Path, **overrides: Any) -> nn.Module:
     """Rebuild the model a checkpoint describes (its metadata) and load its weights."""
-    from senet import create_model
-
     meta = read_metadata(path) if Path(path).suffix == ".safetensors" else read_weights(path)[1]
     if "model" not in meta:
         raise ValueError(
             f"checkpoint {path} has no senet metadata; build the model yourself with "
             "senet.create_model(NAME, checkpoint=path), or convert it with `senet convert`"
         )
-    return create_model(meta["model"], checkpoint=path, **overrides)
+    return build_from_checkpoint(meta["model"], path, **overrides)
+
+
+def convert_file(
+    src: str | Path,
+    dst: str | Path,
+    model: str,
+    source: str = "auto",
+    num_classes: int | None = None,
+    classes: list[str] | None = None,
+) -> ConvertReport:
+    """Convert checkpoint ``src`` (.pth/.pt read with weights_only, or .safetensors) for ``model``.
+
+    Keys are mapped by name (``convert_state_dict``) and checked against ``model`` built with the
+    source's options; any missing/unexpected key or shape mismatch raises a ValueError naming
+    them, and nothing is written. ``dst`` gets senet's safetensors format with metadata (model,
+    options, num_classes, mean/std, input size, source file and its sha256).
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.suffix != ".safetensors":
+        raise ValueError(f"output {dst} must end in .safetensors (senet's weights format)")
+    if dst.resolve() == src.resolve():
+        raise ValueError(f"output {dst} is the input file; choose another path")
+    if source != "auto" and source not in SOURCES:
+        raise ValueError(
+            f"--from {source!r} is not supported; choose one of auto, {', '.join(SOURCES)}"
+        )
+    entry = get_entry(model)
+    state, meta = read_weights(src)
+    if meta.get("model"):  # already senet's format (e.g. a .pt with metadata): re-save it
+        if meta["model"] != model:
+            raise ValueError(f"{src} holds senet model {meta['model']}, not {model}")
+        conv = Conversion(
+            strip_prefix(state), "senet", dict(meta.get("options") or {}), meta.get("num_classes")
+        )
+    else:
+        try:
+            conv = convert_for_model(state, model, source)
+        except ValueError as err:
+            raise ValueError(f"{src}: {err}") from err
+    n = num_classes if num_classes is not None else conv.num_classes or entry.num_classes
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        target = build_model(model, num_classes=n, **conv.options)
+    expected = target.state_dict()
+    new_state = dict(conv.state)
+    filled = fill_batch_counters(
+        new_state, {k: torch.zeros((), dtype=torch.long) for k in expected}
+    )
+    problems = mismatch_report(expected, new_state)
+    if problems:
+        raise ValueError(
+            f"{src} ({conv.source} layout) does not fit {model} (num_classes={n}, options "
+            f"{conv.options}): {problems}. Check --model and --from; nothing was written"
+        )
+    if classes is not None and len(classes) != n:
+        raise ValueError(
+            f"{len(classes)} class names given for a {n}-class model; give exactly {n}"
+        )
+    out_meta: dict[str, Any] = {
+        "model": model,
+        "options": conv.options,
+        "num_classes": n,
+        "mean": list(meta.get("mean") or IMAGENET_MEAN),
+        "std": list(meta.get("std") or IMAGENET_STD),
+        "input_size": meta.get("input_size", entry.input_size),
+        "source": {"format": conv.source, "file": src.name, "sha256": _sha256(src)},
+    }
+    if classes is not None or meta.get("classes"):
+        out_meta["classes"] = list(classes if classes is not None else meta["classes"])
+    save_state_dict(new_state, out_meta, dst)
+    return ConvertReport(
+        dst, model, conv.source, conv.options, n, len(new_state), conv.renamed, len(filled)
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from senet.benchmark.cases import (
+from senet.bench.cases import (
     Case,
     infer_case,
     load_cifar,
@@ -230,7 +230,7 @@ def _cifar_groups(
     g = f"cifar loop b{batch} (data included)"
 
     def build_loop() -> list[Case]:
-        from senet.benchmark.plain_loop import imagefolder_batches, prepare_imagefolder
+        from senet.bench.plain_loop import imagefolder_batches, prepare_imagefolder
 
         cases = []
         data = load_cifar(o.data_dir, o.cifar_subset)

@@ -3,7 +3,7 @@
 A case owns its model, optimiser and inputs and exposes ``step()``: one inference forward or one
 training step (forward, backward, SGD update). ``images`` is the number of images a step handles.
 Models are named ``se_resnet50`` (senet), ``timm:seresnet50`` (timm) or ``plain:cifar_se_resnet20``
-(the plain-loop reference in ``senet.benchmark.plain_loop``).
+(the plain-loop reference in ``senet.bench.plain_loop``).
 """
 
 from __future__ import annotations
@@ -61,15 +61,15 @@ def build_model(name: str, num_classes: int | None = None) -> nn.Module:
             ) from err
         return timm.create_model(name[5:], pretrained=False, num_classes=num_classes or 1000)
     if name.startswith("plain:"):
-        from senet.benchmark.plain_loop import PlainCifarResNet
+        from senet.bench.plain_loop import PlainCifarResNet
 
         plain = {"cifar_resnet20": False, "cifar_se_resnet20": True}
         if name[6:] not in plain:
             raise ValueError(f"plain-loop reference has {sorted(plain)}; got {name[6:]!r}")
         return PlainCifarResNet(3, plain[name[6:]], num_classes or 10)
-    import senet
+    from senet.factory import create_model
 
-    return senet.create_model(name, num_classes=num_classes)
+    return create_model(name, num_classes=num_classes)
 
 
 def _fmt(layout: Layout) -> torch.memory_format:

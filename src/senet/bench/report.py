@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from senet.benchmark.runner import Timing, paired_ratio
-from senet.benchmark.suites import Comparison
+from senet.bench.runner import Timing, paired_ratio
+from senet.bench.suites import Comparison
 from senet.utils.io import atomic_write_json, atomic_write_text
 
 

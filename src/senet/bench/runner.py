@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from senet.benchmark.cases import Case
+from senet.bench.cases import Case
 
 CLOCKS = ("wall", "cpu")
 

@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 
 import torch
 
-from senet.benchmark.env import environment, load_average
-from senet.benchmark.report import case_rows, comparison_rows, format_table, write_results
-from senet.benchmark.runner import Timing, run_group
-from senet.benchmark.suites import SUITES, SuiteOptions, build_suite
+from senet.bench.env import environment, load_average
+from senet.bench.report import case_rows, comparison_rows, format_table, write_results
+from senet.bench.runner import Timing, run_group
+from senet.bench.suites import SUITES, SuiteOptions, build_suite
 
 __all__ = ["SUITES", "SuiteOptions", "format_table", "run_bench", "write_results"]
 

@@ -59,7 +59,7 @@ def _version(package: str) -> str | None:
 
 def environment() -> dict[str, object]:
     """Machine (CPU model, cores, threads), versions (python, torch, torchvision, timm, senet)."""
-    import senet
+    from senet._version import __version__
 
     return {
         "cpu": cpu_model(),
@@ -70,7 +70,7 @@ def environment() -> dict[str, object]:
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),
         "timm": _version("timm"),
-        "senet": senet.__version__,
+        "senet": __version__,
         "senet_git": git_sha(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
