@@ -12,7 +12,8 @@ from PIL import Image
 
 import senet
 from senet.cli import main
-from senet.interop.inference import class_names, eval_transform, load_image
+from senet.data.preprocessing import Preprocessing
+from senet.interop.inference import class_names, eval_transform
 from senet.interop.weights_file import save_weights
 
 
@@ -144,7 +145,7 @@ def test_eval_transform_follows_the_paper_and_the_checkpoint() -> None:
     assert t.transforms[0].size == 256  # shorter side 256, then the centre 224 crop
     small = eval_transform({"input_size": [3, 32, 32], "mean": [0.5] * 3, "std": [0.25] * 3})
     x = small(image)
-    assert tuple(x.shape) == (3, 32, 32) and small.transforms[0].size == 37
+    assert tuple(x.shape) == (3, 32, 32) and small.transforms[0].size == 36  # floor(32 / 0.875)
     assert torch.allclose(x, torch.full_like(x, -2.0))  # (0 - 0.5) / 0.25
 
 
@@ -155,7 +156,7 @@ def test_bad_model_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["predict", str(tmp_path / "nope.safetensors"), str(image)]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no such file"):
-        load_image(tmp_path / "nope.png")
+        Preprocessing().open_image(tmp_path / "nope.png")
 
 
 def test_registered_input_size_is_the_default(tmp_path: Path) -> None:

@@ -398,11 +398,11 @@ def test_file_based_imagenet_style_run(tiny_imagefolder: Path, tmp_path: Path) -
     from senet.interop.weights_file import read_weights
 
     _, meta = read_weights(out / "model.safetensors")
-    assert (meta["in_memory"], meta["input_size"], meta["eval_resize"], meta["std"]) == (
-        False,
+    assert (meta["input_size"], meta["resize"], meta["std"], meta["in_chans"]) == (
         12,
         14,
         [1.0] * 3,
+        3,
     )
 
 

@@ -206,7 +206,7 @@ def _batches(args: argparse.Namespace, meta: dict, data: Any, train: bool = Fals
 
     return build_loader(
         data, args.batch_size, train=train, augment="crop_flip" if train else "none",
-        input_size=meta.get("input_size"), eval_resize=meta.get("eval_resize"),
+        input_size=meta.get("input_size"), eval_resize=meta.get("resize", meta.get("eval_resize")),
         mean=meta.get("mean"), std=meta.get("std"), workers=0,
     )  # fmt: skip
 

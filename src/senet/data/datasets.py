@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from senet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DATASETS = ("cifar10", "cifar100", "imagefolder", "digits")
 #: where a split name may live in an ImageFolder tree, in order of preference
@@ -28,9 +30,6 @@ SPLIT_DIRS = {
     "test": ("test", "val", "validation"),
 }
 DEFAULT_DATA_DIR = os.environ.get("SENET_DATA", "data")
-#: ImageNet channel means/stds on the [0, 1] scale (the Caffe release's BGR means 104/117/123 ≈ these)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ImageTensorSet(Dataset):

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from senet.data.datasets import IMAGENET_MEAN, IMAGENET_STD, FolderDataset, ImageTensorSet
+from senet.data.datasets import FolderDataset, ImageTensorSet
+from senet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, normalize_uint8
 
 _MIX = 0x9E3779B97F4A7C15
 
@@ -95,10 +96,7 @@ class TensorBatchLoader:
         c = self.images.shape[1]
         if len(mean) != c or len(std) != c:
             raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {c}-channel images")
-        self.mean = (
-            torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, c, 1, 1) * 255
-        )
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, c, 1, 1) * 255
+        self.mean, self.std = tuple(mean), tuple(std)
         self.epoch = 0
         # evaluation: this rank's shard, in order
         self._eval_index = torch.arange(rank, len(data), world_size, device=self.device)
@@ -141,7 +139,7 @@ class TensorBatchLoader:
             yield self._finish(x[sl]), self.labels[idx][sl]
 
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x.float() - self.mean) / self.std
+        x = normalize_uint8(x, self.mean, self.std)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -231,10 +229,9 @@ def file_transform(
     """torchvision transforms: random-size crop + flip for training, resize → centre crop for eval."""
     from torchvision import transforms as T
 
-    tail = [T.ToTensor(), T.Normalize(list(mean), list(std))]
     if not train or augment == "none":
-        resize = eval_resize or round(input_size / 0.875)
-        return T.Compose([T.Resize(resize), T.CenterCrop(input_size), *tail])
+        return Preprocessing(input_size, eval_resize, mean=tuple(mean), std=tuple(std)).transform()
+    tail = [T.ToTensor(), T.Normalize(list(mean), list(std))]
     if augment == "rrc_flip":
         return T.Compose(
             [

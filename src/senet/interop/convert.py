@@ -28,11 +28,11 @@ from typing import Any, Literal
 
 import torch
 
+from senet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported)
+
 Source = Literal["original", "timm", "torchvision"]
 SOURCES: tuple[str, ...] = ("original", "timm", "torchvision")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: The released SENets (PyTorch conversions of the original Caffe models, Cadene's
 #: ``pretrainedmodels``; timm's ``legacy_*`` entries load the same files). Documented for users;

@@ -1,9 +1,9 @@
 """Classify image files with a model or checkpoint: the paper's evaluation transform and top-k.
 
-Evaluation (Sec. 5.1): resize the shorter side to 256, take the centre 224×224 crop, normalise
-with the ImageNet mean/std. A checkpoint's metadata may override ``input_size`` (the crop),
-``resize`` (the shorter side; default ``round(crop / 0.875)``), ``interpolation``, ``mean``, ``std``
-and ``classes`` (names; ImageNet's 1,000 when ``num_classes`` is 1000 and none are stored).
+Evaluation (Sec. 5.1): the weights' ``Preprocessing`` (``senet.data.preprocessing``: resize the
+shorter side, centre crop, normalise), the same description ``senet train`` writes and
+``senet eval`` reads; class names from the metadata (ImageNet's 1,000 when ``num_classes`` is 1000
+and none are stored).
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from senet.interop.convert import IMAGENET_MEAN, IMAGENET_STD
-
-CROP_PCT = 0.875  # 224 / 256
+from senet.data.preprocessing import Preprocessing
 
 
 @dataclass
@@ -63,30 +61,23 @@ def load_classifier(model_or_checkpoint: str | Path) -> tuple[nn.Module, dict[st
     return model.eval(), meta
 
 
+def preprocessing_of(meta: dict[str, Any]) -> Preprocessing:
+    """The weights' evaluation preprocessing; what the metadata leaves out, from the model's registry entry."""
+    from senet.models.registry import get_entry
+
+    entry = get_entry(meta["model"]) if meta.get("model") else None
+    default = Preprocessing(entry.input_size) if entry is not None else Preprocessing()
+    return Preprocessing.from_metadata(meta, default)
+
+
 def crop_size(meta: dict[str, Any]) -> int:
-    """The evaluation crop from metadata (``input_size`` as N or [C, H, W]); 224 by default."""
-    size = meta.get("input_size", 224)
-    if isinstance(size, list | tuple):
-        size = size[-1]
-    return int(size)
+    """The evaluation crop of the weights described by ``meta``."""
+    return preprocessing_of(meta).input_size
 
 
-def eval_transform(meta: dict[str, Any]):
-    """The paper's evaluation transform, with the checkpoint's own sizes and statistics when given."""
-    from torchvision import transforms as T
-
-    crop = crop_size(meta)
-    resize = int(meta.get("resize") or round(crop / CROP_PCT))
-    modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
-    interp = modes.get(str(meta.get("interpolation", "bilinear")), T.InterpolationMode.BILINEAR)
-    return T.Compose(
-        [
-            T.Resize(resize, interpolation=interp),
-            T.CenterCrop(crop),
-            T.ToTensor(),
-            T.Normalize(meta.get("mean") or IMAGENET_MEAN, meta.get("std") or IMAGENET_STD),
-        ]
-    )
+def eval_transform(meta: dict[str, Any]) -> Any:
+    """The paper's evaluation transform with the weights' own sizes and statistics."""
+    return preprocessing_of(meta).transform()
 
 
 def class_names(meta: dict[str, Any], num_classes: int) -> list[str]:
@@ -101,20 +92,6 @@ def class_names(meta: dict[str, Any], num_classes: int) -> list[str]:
     return [f"class_{i}" for i in range(num_classes)]
 
 
-def load_image(path: str | Path) -> torch.Tensor | Any:
-    """Open an image as RGB; a missing or undecodable file raises ValueError naming it."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ValueError(f"{path}: not a readable image ({err})") from err
-
-
 @torch.inference_mode()
 def predict(
     model: nn.Module,
@@ -124,14 +101,15 @@ def predict(
 ) -> list[Prediction]:
     """Top-``topk`` softmax probabilities for each image; a bad file gets an error, the rest run."""
     meta = meta or {}
-    transform = eval_transform(meta)
+    prep = preprocessing_of(meta)
+    transform = prep.transform()
     num_classes = int(getattr(model, "num_classes", 0) or meta.get("num_classes") or 0)
     names = class_names(meta, num_classes)
     k = min(topk, num_classes)
     results = []
     for p in paths:
         try:
-            x = transform(load_image(p)).unsqueeze(0)
+            x = transform(prep.open_image(p)).unsqueeze(0)
         except ValueError as err:
             results.append(Prediction(str(p), error=str(err)))
             continue

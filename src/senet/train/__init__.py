@@ -5,14 +5,14 @@
 docs/training.md describes the run directory and every option.
 """
 
-from senet.train.inputs import Preprocessing, build_eval_loader, build_inputs
+from senet.train.inputs import DataInfo, build_eval_loader, build_inputs
 from senet.train.loop import NonFiniteLossError, evaluate, train
 from senet.train.recipes import RECIPES, TrainConfig, get_recipe, recipe_description
 
 __all__ = [
     "RECIPES",
+    "DataInfo",
     "NonFiniteLossError",
-    "Preprocessing",
     "TrainConfig",
     "build_eval_loader",
     "build_inputs",

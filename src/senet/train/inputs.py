@@ -1,13 +1,14 @@
 """The data side of a run: datasets, loaders and the preprocessing a model's weights record.
 
 ``build_inputs(config)`` gives the train and validation loaders of a ``TrainConfig`` and the
-``Preprocessing`` (mean/std, input size, classes) saved beside the weights; ``build_eval_loader``
+``DataInfo`` (preprocessing and class names) saved beside the weights; ``build_eval_loader``
 gives the evaluation loader alone (for analysis code that trains with ``senet.train.train``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,28 +23,22 @@ from senet.data import (
     build_loader,
     check_same_classes,
 )
+from senet.data.preprocessing import Preprocessing
 from senet.train.recipes import TrainConfig
 
 Loader = TensorBatchLoader | FileBatchLoader
 
 
-@dataclass
-class Preprocessing:
-    """What a model trained on this data expects at inference (stored in the weights' metadata)."""
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model trained on this data expects at inference: its preprocessing and class names."""
 
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_size: int
-    eval_resize: int | None
-    normalize: str
-    in_memory: bool
-    in_chans: int
+    preprocessing: Preprocessing
     classes: list[str]
 
     def as_metadata(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
+        """The weights file's metadata keys (``Preprocessing.to_metadata`` plus ``classes``)."""
+        return {**self.preprocessing.to_metadata(), "classes": list(self.classes)}
 
 
 def _in_memory(config: TrainConfig) -> bool:
@@ -52,8 +47,8 @@ def _in_memory(config: TrainConfig) -> bool:
 
 def build_inputs(
     config: TrainConfig, rank: int = 0, world_size: int = 1, device: torch.device | str = "cpu"
-) -> tuple[Loader, Loader, Preprocessing]:
-    """Train loader, validation loader and preprocessing for ``config`` (classes checked to agree)."""
+) -> tuple[Loader, Loader, DataInfo]:
+    """Train loader, validation loader and what the weights record (classes checked to agree)."""
     in_memory = _in_memory(config)
     common = {
         "in_memory": in_memory, "input_size": config.input_size, "skip_corrupt": config.skip_corrupt,
@@ -67,9 +62,10 @@ def build_inputs(
     )
     check_same_classes(train_set, val_set)
     prep = preprocessing_for(config, train_set)
+    info = DataInfo(prep, list(train_set.classes))
     kw = {
         "augment": config.augment, "crop_padding": config.crop_padding, "rrc_scale_min": config.rrc_scale_min,
-        "input_size": prep.input_size, "eval_resize": config.eval_resize, "mean": prep.mean, "std": prep.std,
+        "input_size": prep.input_size, "eval_resize": prep.resize, "mean": prep.mean, "std": prep.std,
         "seed": config.seed, "rank": rank, "world_size": world_size, "device": device,
         "workers": config.workers, "channels_last": config.channels_last,
     }  # fmt: skip
@@ -77,51 +73,61 @@ def build_inputs(
     val_loader = build_loader(
         val_set, config.eval_batch_size or max(config.batch_size, 256), train=False, **kw
     )
-    return train_loader, val_loader, prep
+    return train_loader, val_loader, info
 
 
 def preprocessing_for(config: TrainConfig, train_set: Any) -> Preprocessing:
-    """Normalisation statistics: the config's, else the training split's own (in memory), else ImageNet's."""
+    """The evaluation preprocessing of a run on ``train_set`` (statistics: the config's, else the
+    training split's own (in memory), else ImageNet's).
+
+    In-memory data was resized so its shorter side is the input size, so such a run's evaluation
+    resize is the input size itself; file data uses ``eval_resize`` (default 224/0.875 = 256).
+    """
     if isinstance(train_set, ImageTensorSet):
         c, size = int(train_set.images.shape[1]), train_set.image_size[0]
         mean, std = config.mean, config.std
         if mean is None or (std is None and config.normalize == "meanstd"):
             m, s = train_set.channel_stats()
             mean, std = mean or m, std or s
+        resize: int | None = size
     else:
         c, size = 3, config.input_size or 224
         mean, std = config.mean or IMAGENET_MEAN, config.std or IMAGENET_STD
+        resize = config.eval_resize
     if config.normalize == "mean":  # the paper's mean-RGB subtraction: no division
         std = (1.0,) * len(mean)
     if len(mean) != c:
         raise ValueError(
             f"mean {tuple(mean)} has {len(mean)} values but the images have {c} channels"
         )
-    return Preprocessing(
-        tuple(mean), tuple(std), size, config.eval_resize, config.normalize, _in_memory(config), c,
-        list(train_set.classes),
-    )  # fmt: skip
+    return Preprocessing(size, resize, mean=tuple(mean), std=tuple(std), in_chans=c)
 
 
 def build_eval_loader(
     config: TrainConfig,
     split: str = "val",
     *,
-    preprocessing: Preprocessing | dict[str, Any] | None = None,
+    preprocessing: Preprocessing | Mapping[str, Any] | None = None,
     subset: int | None = None,
     batch_size: int = 256,
     device: torch.device | str = "cpu",
 ) -> Loader:
     """An evaluation loader over ``split`` of ``config``'s dataset (every image once, in order).
 
-    ``preprocessing`` (a ``Preprocessing`` or a weights file's metadata) fixes mean/std and size;
-    without it the training split's statistics are used, as in training.
+    ``preprocessing`` (a ``Preprocessing`` or a weights file's metadata, whose ``classes`` must
+    match the split's) fixes mean/std and sizes; without it the training split's statistics are
+    used, as in training.
     """
     in_memory = _in_memory(config)
-    prep = (
-        preprocessing.as_metadata() if isinstance(preprocessing, Preprocessing) else preprocessing
-    )
-    input_size = (prep or {}).get("input_size", config.input_size)
+    meta: Mapping[str, Any] = {}
+    if isinstance(preprocessing, Preprocessing):
+        prep: Preprocessing | None = preprocessing
+    elif preprocessing is not None:
+        meta = preprocessing
+        prep = Preprocessing.from_metadata(meta)
+    else:
+        prep = None
+    input_size = prep.input_size if prep is not None else config.input_size
     data = build_dataset(
         config.dataset, config.data_dir, split, in_memory=in_memory, input_size=input_size,
         subset=subset if subset is not None else config.val_subset, skip_corrupt=config.skip_corrupt,
@@ -132,13 +138,13 @@ def build_eval_loader(
             config.dataset, config.data_dir, config.train_split, in_memory=in_memory,
             input_size=config.input_size, subset=config.train_subset, download=config.download,
         )  # fmt: skip
-        prep = preprocessing_for(config, train).as_metadata()
-    if prep.get("classes") and list(prep["classes"]) != list(data.classes):
+        prep = preprocessing_for(config, train)
+    if meta.get("classes") and list(meta["classes"]) != list(data.classes):
         raise ValueError(
-            f"the model was trained on classes {prep['classes'][:10]} but {split} has {data.classes[:10]}; "
+            f"the model was trained on classes {list(meta['classes'])[:10]} but {split} has {data.classes[:10]}; "
             "evaluate on data with the same class folders"
         )
     return build_loader(
-        data, batch_size, train=False, input_size=input_size, eval_resize=prep.get("eval_resize"),
-        mean=prep["mean"], std=prep["std"], device=device, workers=config.workers,
+        data, batch_size, train=False, input_size=prep.input_size, eval_resize=prep.resize_size,
+        mean=prep.mean, std=prep.std, device=device, workers=config.workers,
     )  # fmt: skip

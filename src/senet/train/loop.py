@@ -77,9 +77,10 @@ def evaluate(
         meta = getattr(model, "checkpoint_metadata", {}) or {}
         mean = mean or meta.get("mean")
         std = std or meta.get("std")
+        resize = meta.get("resize", meta.get("eval_resize"))
         data = build_loader(
             data, batch_size, train=False, mean=mean, std=std, device=device,
-            input_size=meta.get("input_size"), eval_resize=meta.get("eval_resize"),
+            input_size=meta.get("input_size"), eval_resize=resize,
         )  # fmt: skip
     was_training = model.training
     model.eval()
@@ -236,7 +237,9 @@ def _train(config: TrainConfig, dist: D.DistInfo) -> dict[str, Any]:
     train_loader, val_loader, prep = build_inputs(config, dist.rank, dist.world_size, device)
     steps = len(train_loader)
     torch.manual_seed(config.seed)
-    model = _model_for(config, len(prep.classes), prep.in_chans, prep.input_size)
+    model = _model_for(
+        config, len(prep.classes), prep.preprocessing.in_chans, prep.preprocessing.input_size
+    )
     if config.sync_bn and dist.distributed:
         if device.type != "cuda":
             raise ValueError(
