@@ -54,9 +54,15 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--recipe", default="cifar", help="training recipe (`senet recipes`; default cifar)"
     )
-    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
-                   help="option to sweep, repeatable: reduction=2,4,8,16,32 gate=sigmoid,tanh,relu squeeze=avg,max "
-                   "integration=standard,pre,post,identity,3x3 se_stages=1,2,3,1+2+3 se_bias=true,false")  # fmt: skip
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="SE option to sweep, repeatable: reduction=2,4,8,16,32 gate=sigmoid,tanh,relu "
+        "squeeze=avg,max integration=standard,pre,post,identity,3x3 se_stages=1,2,3,1+2+3 "
+        "se_bias=true,false",
+    )
     p.add_argument("--baseline", action="store_true", help="add the plain network (no SE)")
     p.add_argument(
         "--nosqueeze", action="store_true", help="add NoSqueeze (squeeze=none, Table 16)"
@@ -72,11 +78,25 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch threads per run")
     p.add_argument("--workers", type=int, help="data-loader workers per run")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (one run per worker process)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other TrainConfig option for every run, e.g. --set lr=0.05 --set label_smoothing=0.1")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other TrainConfig option for every run, e.g. --set lr=0.05 --set label_smoothing=0.1",
+    )
     add_model_options_argument(p)
-    p.add_argument("--stale-after", type=float, default=600.0,
-                   help="seconds without heartbeat after which another worker's claim is taken over")  # fmt: skip
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=600.0,
+        help="seconds without heartbeat after which another worker's claim is taken over",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="train again the runs that failed before (their failed.json); default: skip them",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="list the runs and their state; train nothing"
     )
@@ -89,7 +109,8 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from senet.analysis import ablate as ab
+    from senet.analysis import ablation as ab
+    from senet.train import get_recipe
 
     if args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds} must be ≥ 1")
@@ -118,11 +139,8 @@ def run_ablate(args: argparse.Namespace) -> int:
         overrides["model_options"] = model_options
     overrides.setdefault("progress", False)
     overrides.setdefault("tensorboard", False)
-    from senet.train import get_recipe
-
-    get_recipe(
-        args.recipe, **{k: v for k, v in overrides.items() if k != "model_options"}
-    )  # validate early
+    # validate the recipe and the overrides before building any variant
+    get_recipe(args.recipe, **{k: v for k, v in overrides.items() if k != "model_options"})
     vary = ab.parse_vary(args.vary)
     variants = ab.build_variants(args.model, vary, args.baseline, args.nosqueeze, model_options)
     grid = ab.AblationGrid(
@@ -130,14 +148,7 @@ def run_ablate(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         for run in grid.runs():
-            state = (
-                "finished"
-                if ab.is_finished(grid.run_dir(run))
-                else "failed"
-                if ab.failure(grid.run_dir(run))
-                else "todo"
-            )
-            print(f"{run.run_id:40s} {state}")
+            print(f"{run.run_id:40s} {ab.run_state(grid.run_dir(run))}")
         return 0
     if not args.table_only:
         counts = ab.run_grid(grid, stale_after=args.stale_after, retry_failed=args.retry_failed)
