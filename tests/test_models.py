@@ -14,7 +14,6 @@ HEAVY = {
     "vgg16_bn",
     "se_vgg16_bn",
     "inception_resnet_v2",
-    "se_inception_resnet_v2",
 }
 
 
@@ -152,3 +151,46 @@ def test_senet154_has_the_appendix_modifications():
     assert m.layer2[0].downsample[0].kernel_size == (3, 3)  # 3×3 stride-2 projection
     assert m.layer1[0].downsample[0].kernel_size == (1, 1)  # stage 1 keeps the 1×1 (release)
     assert m.dropout.p == 0.2
+
+
+#: SE networks of different classes (each checks se_stages with check_se_stages at construction)
+ONE_PER_CLASS = [
+    "se_resnet18",
+    "se_bn_inception",
+    "se_mobilenet_v1",
+    "se_shufflenet_v1_g3",
+    "se_vgg16_bn",
+]
+
+
+@pytest.mark.parametrize("name", ONE_PER_CLASS)
+def test_se_stages_accepts_an_int_a_tuple_or_a_list(name):
+    """``se_stages=1`` (``-o se_stages=1``) means (1,); bad forms are one-line errors."""
+    from senet.layers.se import SqueezeExcitation
+
+    def se_blocks(**opts):
+        with torch.device("meta"):
+            m = senet.create_model(name, **opts)
+        return sum(isinstance(s, SqueezeExcitation) for s in m.modules())
+
+    assert 0 < se_blocks(se_stages=1) == se_blocks(se_stages=[1])
+    with pytest.raises(ValueError, match=r"must be a stage number or a list of them"):
+        se_blocks(se_stages="(1,2)")
+    with pytest.raises(ValueError, match=r"names stage\(s\) \['\(1', '2\)'\]"):
+        se_blocks(se_stages=("(1", "2)"))  # what `-o se_stages=(1,2)` parses to
+
+
+def test_every_se_network_takes_the_one_se_option_list():
+    from senet.layers.se import SEConfig
+    from senet.models.registry import NO_INTEGRATION, SE_OPTIONS
+
+    assert (*SEConfig.OPTIONS, "se_stages") == SE_OPTIONS
+    for name in senet.list_models():
+        entry = get_entry(name)
+        se_opts = tuple(o for o in entry.options if o in SE_OPTIONS)
+        if not entry.has_se:
+            assert se_opts == ()
+        elif entry.family in ("resnet", "resnext", "cifar_resnet", "inception_resnet"):
+            assert se_opts == SE_OPTIONS, name
+        else:  # one SE place per block: no integration option
+            assert se_opts == NO_INTEGRATION, name

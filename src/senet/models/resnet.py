@@ -18,15 +18,16 @@ models do. ``stride_in=`` overrides the stride placement alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import nn
 
-from senet.layers.se import Gate, Integration, SEConfig, Squeeze
-from senet.models._common import ClassifierModel, init_weights
+from senet.layers.se import SEConfig
+from senet.models._common import ClassifierModel, check_se_stages, init_weights
 from senet.models.blocks import BLOCKS, StrideIn, ZeroPadShortcut, conv1x1, conv3x3
-from senet.models.registry import ModelEntry, PaperRef, register_model
+from senet.models.registry import CIFAR10_ENTRY, PaperRef, register_pair
 
 Layout = Literal["caffe", "torchvision"]
 Stem = Literal["7x7", "deep", "cifar", "cifar_preact"]
@@ -63,7 +64,7 @@ class ResNet(ClassifierModel):
         num_classes: int = 1000,
         in_chans: int = 3,
         se: SEConfig | None = None,
-        se_stages: tuple[int, ...] | None = None,
+        se_stages: int | tuple[int, ...] | None = None,
         layout: Layout = "caffe",
         stride_in: StrideIn | None = None,
         drop_rate: float | None = None,
@@ -73,13 +74,7 @@ class ResNet(ClassifierModel):
             raise ValueError(f"layout={layout!r} is not supported; choose caffe or torchvision")
         if stride_in not in (None, "1x1", "3x3"):
             raise ValueError(f"stride_in={stride_in!r} is not supported; choose 1x1 or 3x3")
-        stages = tuple(range(1, spec.num_stages + 1))
-        se_stages = stages if se_stages is None else tuple(se_stages)
-        bad = [s for s in se_stages if s not in stages]
-        if bad:
-            raise ValueError(
-                f"se_stages={se_stages} names stage(s) {bad}; this network has stages {stages}"
-            )
+        se_stages = check_se_stages(se_stages, spec.num_stages)
         if stride_in is None:
             stride_in = "1x1" if (spec.stride_in_1x1 and layout == "caffe") else "3x3"
         self.spec, self.layout = spec, layout
@@ -252,6 +247,11 @@ _PAPER: dict[str, tuple[PaperRef, PaperRef]] = {
 }
 
 
+#: SENet-154 is also evaluated on 320×320 crops (Table 8: 17.28 / 3.79). The paper gives the crop,
+#: not the resize; 366 keeps the 224/256 crop ratio (an assumption).
+SENET154_SIZES = {"test_input_size": 320, "test_resize": 366}
+
+
 def _se_name(name: str) -> str:
     if name == "senet154":
         return "senet154"
@@ -264,58 +264,20 @@ def _plain_name(name: str) -> str:
     return "senet154_plain" if name == "senet154" else name
 
 
-def _make_builder(spec: ResNetSpec, with_se: bool):
-    if not with_se:
-
-        def build_plain(
-            num_classes: int = 1000,
-            in_chans: int = 3,
-            layout: Layout = "caffe",
-            stride_in: StrideIn | None = None,
-            drop_rate: float | None = None,
-        ) -> ResNet:
-            return ResNet(spec, num_classes, in_chans, None, None, layout, stride_in, drop_rate)
-
-        return build_plain
-
-    def build_se(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        layout: Layout = "caffe",
-        stride_in: StrideIn | None = None,
-        drop_rate: float | None = None,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        se_bias: bool = True,
-        se_divisor: int = 1,
-        se_min_channels: int | None = None,
-        integration: Integration = "standard",
-        se_stages: tuple[int, ...] | None = None,
-    ) -> ResNet:
-        cfg = SEConfig(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels, integration)
-        return ResNet(spec, num_classes, in_chans, cfg, se_stages, layout, stride_in, drop_rate)
-
-    return build_se
-
-
 def _register_family() -> None:
     for name, spec in SPECS.items():
         cifar = name.startswith("cifar_")
         plain_ref, se_ref = _PAPER.get(name, (PaperRef(), PaperRef()))
-        plain, se_name = _plain_name(name), _se_name(name)
-        kw = {
-            "family": "cifar_resnet" if cifar else ("resnext" if spec.groups > 1 else "resnet"),
-            "input_size": 32 if cifar else 224,
-            "num_classes": 10 if cifar else 1000,
-        }
-        register_model(
-            ModelEntry(plain, _make_builder(spec, False), has_se=False, paper=plain_ref, **kw)
-        )
-        register_model(
-            ModelEntry(
-                se_name, _make_builder(spec, True), has_se=True, baseline=plain, paper=se_ref, **kw
-            )
+        family = "cifar_resnet" if cifar else ("resnext" if spec.groups > 1 else "resnet")
+        sizes = CIFAR10_ENTRY if cifar else (SENET154_SIZES if name == "senet154" else {})
+        register_pair(
+            _plain_name(name),
+            _se_name(name),
+            partial(ResNet, spec),
+            plain_paper=plain_ref,
+            se_paper=se_ref,
+            family=family,
+            **sizes,
         )
 
 
