@@ -156,7 +156,12 @@ def describe(name: str, input_size: int | None = None, **options: object) -> dic
     from senet.models.registry import build_model, get_entry
 
     entry = get_entry(name)
-    res = input_size or entry.input_size
+    res = entry.input_size if input_size is None else input_size
+    if isinstance(res, bool) or not isinstance(res, int) or res < entry.min_input_size:
+        raise ValueError(
+            f"input size {res!r} is too small for {name}: its smallest input is "
+            f"{entry.min_input_size} (its own size is {entry.input_size}); use --res ≥ {entry.min_input_size}"
+        )
     model = build_model(name, **options)
     c = count(model, res)
     row: dict[str, object] = {

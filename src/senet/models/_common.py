@@ -50,8 +50,10 @@ def check_se_stages(se_stages: object, num_stages: int) -> tuple[int, ...]:
     chosen = tuple(chosen)
     bad = [s for s in chosen if isinstance(s, bool) or s not in stages]
     if bad:
+        numbers = all(isinstance(s, int) for s in bad)
+        hint = "" if numbers else " (give stage numbers: se_stages=1,2 on the command line)"
         raise ValueError(
-            f"se_stages={chosen} names stage(s) {bad}; this network has stages {stages}"
+            f"se_stages={chosen} names stage(s) {bad}; this network has stages {stages}{hint}"
         )
     return chosen
 

@@ -29,6 +29,7 @@ CIFAR10_ENTRY: dict[str, Any] = {
     "input_size": 32,
     "eval_input_size": 32,
     "eval_resize": 32,
+    "min_input_size": 8,
     "num_classes": 10,
 }
 
