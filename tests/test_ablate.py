@@ -32,8 +32,14 @@ def stub_runner(cfg: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / "calls.log", "a") as f:
         f.write(out.name + "\n")
-    s = {"status": "finished", "val_top1_err": _fake_err(cfg), "val_top5_err": 1.0 + cfg["seed"],
-         "params": 123, "mean_images_per_s": 1000.0 + cfg["seed"], "epochs": cfg["epochs"]}  # fmt: skip
+    s = {
+        "status": "finished",
+        "val_top1_err": _fake_err(cfg),
+        "val_top5_err": 1.0 + cfg["seed"],
+        "params": 123,
+        "mean_images_per_s": 1000.0 + cfg["seed"],
+        "epochs": cfg["epochs"],
+    }
     (out / "summary.json").write_text(json.dumps(s))
     return s
 
@@ -79,8 +85,11 @@ def test_table_has_one_row_per_variant_with_mean_and_std(tmp_path) -> None:
     rows, per_run = ab.collect_results(grid, 32)
     assert [r["variant"] for r in rows] == ["reduction=4", "reduction=16"]
     for r in rows:
-        errs = [json.loads((Path(d["run_dir"]) / "summary.json").read_text())["val_top1_err"]
-                for d in per_run if d["variant"] == r["variant"]]  # fmt: skip
+        errs = [
+            json.loads((Path(d["run_dir"]) / "summary.json").read_text())["val_top1_err"]
+            for d in per_run
+            if d["variant"] == r["variant"]
+        ]
         assert len(errs) == 2
         assert r["top1_err"] == pytest.approx(sum(errs) / 2)
         assert r["top1_err_std"] == pytest.approx(abs(errs[0] - errs[1]) / math.sqrt(2))

@@ -72,10 +72,17 @@ def test_reduction_ratio_params_match_table_10(r, params_m):
 
 # Paper Table 2 GFLOPs (= MACs) at 224: plain → SE
 PAPER_GMACS = {
-    "resnet50": 3.86, "se_resnet50": 3.87, "resnet101": 7.58, "se_resnet101": 7.60,
-    "resnet152": 11.30, "se_resnet152": 11.32, "resnext50_32x4d": 4.24, "se_resnext50_32x4d": 4.25,
-    "resnext101_32x4d": 7.99, "se_resnext101_32x4d": 8.00,
-}  # fmt: skip
+    "resnet50": 3.86,
+    "se_resnet50": 3.87,
+    "resnet101": 7.58,
+    "se_resnet101": 7.60,
+    "resnet152": 11.30,
+    "se_resnet152": 11.32,
+    "resnext50_32x4d": 4.24,
+    "se_resnext50_32x4d": 4.25,
+    "resnext101_32x4d": 7.99,
+    "se_resnext101_32x4d": 8.00,
+}
 
 
 @pytest.mark.slow

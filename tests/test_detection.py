@@ -26,9 +26,12 @@ def synthetic_batch(size: int = 128) -> tuple[list[torch.Tensor], list[dict[str,
 def train_and_infer(name: str) -> None:
     torch.manual_seed(0)
     small = {  # fewer proposals and RoIs than COCO's defaults: a unit test, not a benchmark
-        "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 100,
-        "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 64,
-    }  # fmt: skip
+        "rpn_pre_nms_top_n_train": 200,
+        "rpn_post_nms_top_n_train": 100,
+        "rpn_pre_nms_top_n_test": 100,
+        "rpn_post_nms_top_n_test": 50,
+        "box_batch_size_per_image": 64,
+    }
     model = faster_rcnn(name, num_classes=4, min_size=128, max_size=128, **small)
     params = [p for p in model.parameters() if p.requires_grad]
     frozen = model.backbone.body.model.conv1.weight

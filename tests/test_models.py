@@ -61,8 +61,12 @@ def test_list_models_and_create_model_agree():
         if entry.baseline:
             assert entry.baseline in ALL and not get_entry(entry.baseline).has_se
     assert senet.list_models("se_resnet*") == [
-        "se_resnet101", "se_resnet152", "se_resnet18", "se_resnet34", "se_resnet50",
-    ]  # fmt: skip
+        "se_resnet101",
+        "se_resnet152",
+        "se_resnet18",
+        "se_resnet34",
+        "se_resnet50",
+    ]
     assert set(senet.list_models(se=True)).isdisjoint(senet.list_models(se=False))
 
 
@@ -194,3 +198,15 @@ def test_every_se_network_takes_the_one_se_option_list():
             assert se_opts == SE_OPTIONS, name
         else:  # one SE place per block: no integration option
             assert se_opts == NO_INTEGRATION, name
+
+
+def test_blocks_take_explicit_arguments_and_refuse_resnext_options_they_cannot_honour():
+    from senet.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
+
+    for block in (BasicBlock, PreActBasicBlock, PreActBottleneck):
+        block(16, 16, groups=1, base_width=64)  # the defaults are accepted
+        with pytest.raises(ValueError, match=f"{block.__name__} supports only groups=1"):
+            block(16, 16, groups=32, base_width=4)
+        with pytest.raises(TypeError, match="stride_in"):
+            block(16, 16, stride_in="1x1")  # no longer swallowed by **kwargs
+    assert Bottleneck(64, 16, groups=4, base_width=8).conv2.groups == 4

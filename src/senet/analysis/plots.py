@@ -154,8 +154,13 @@ def plot_error_vs_params(
         ax.errorbar(
             r["params"] / 1e6, r["top1_err"], yerr=r.get("top1_err_std") or 0.0, fmt="o", capsize=3
         )
-        ax.annotate(r["variant"], (r["params"] / 1e6, r["top1_err"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+        ax.annotate(
+            r["variant"],
+            (r["params"] / 1e6, r["top1_err"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.set_xlabel("parameters (M)")
     ax.set_ylabel("top-1 error (%)")
     ax.set_title(title)

@@ -205,9 +205,15 @@ def _slice_conv(
     if in_idx is not None:
         w = w[:, in_idx]
     new = nn.Conv2d(
-        w.shape[1] * conv.groups, w.shape[0], conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, bias=b is not None,
-    )  # fmt: skip
+        w.shape[1] * conv.groups,
+        w.shape[0],
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=b is not None,
+    )
     new.weight = nn.Parameter(w.clone())
     if b is not None:
         new.bias = nn.Parameter(b.clone())

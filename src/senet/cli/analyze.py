@@ -201,8 +201,14 @@ def _load(path: str) -> Any:
 def _dataset(args: argparse.Namespace, meta: dict, split: str, subset: int | None) -> Any:
     from senet.data import build_dataset
 
-    data = build_dataset(args.dataset, args.data_dir, split, in_memory=True,
-                         input_size=meta.get("input_size"), subset=subset)  # fmt: skip
+    data = build_dataset(
+        args.dataset,
+        args.data_dir,
+        split,
+        in_memory=True,
+        input_size=meta.get("input_size"),
+        subset=subset,
+    )
     classes = meta.get("classes")
     if classes and list(classes) != list(data.classes):
         raise ValueError(
@@ -216,10 +222,16 @@ def _batches(args: argparse.Namespace, meta: dict, data: Any, train: bool = Fals
     from senet.data import build_loader
 
     return build_loader(
-        data, args.batch_size, train=train, augment="crop_flip" if train else "none",
-        input_size=meta.get("input_size"), eval_resize=meta.get("eval_resize"),
-        mean=meta.get("mean"), std=meta.get("std"), workers=0,
-    )  # fmt: skip
+        data,
+        args.batch_size,
+        train=train,
+        augment="crop_flip" if train else "none",
+        input_size=meta.get("input_size"),
+        eval_resize=meta.get("eval_resize"),
+        mean=meta.get("mean"),
+        std=meta.get("std"),
+        workers=0,
+    )
 
 
 def run_excitations(args: argparse.Namespace) -> int:
@@ -254,9 +266,14 @@ def run_excitations(args: argparse.Namespace) -> int:
             )
         )
     summary = {
-        "checkpoint": str(args.checkpoint), "split": args.split, "images_per_class": stats.counts[stats.names[0]].tolist(),
-        "blocks": [{"name": b.name, "path": b.path, "channels": b.channels, **stats.specificity(b.name)} for b in stats.blocks],
-    }  # fmt: skip
+        "checkpoint": str(args.checkpoint),
+        "split": args.split,
+        "images_per_class": stats.counts[stats.names[0]].tolist(),
+        "blocks": [
+            {"name": b.name, "path": b.path, "channels": b.channels, **stats.specificity(b.name)}
+            for b in stats.blocks
+        ],
+    }
     from senet.utils.io import atomic_write_json, atomic_write_text
 
     atomic_write_json(out / "specificity.json", summary)
@@ -291,11 +308,18 @@ def _register_prune(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--amount", type=float, default=0.25, help="fraction of each group's channels to remove"
     )
-    p.add_argument("--budget", type=float,
-                   help="instead of --amount: remove at least this fraction of the model's params (or --budget-of macs)")  # fmt: skip
+    p.add_argument(
+        "--budget",
+        type=float,
+        help="instead of --amount: remove at least this fraction of the model's params (or --budget-of macs)",
+    )
     p.add_argument("--budget-of", choices=("params", "macs"), default="params")
-    p.add_argument("--target", choices=("output", "inner"), default="output",
-                   help="output: branch output gated by a standard SE; inner: a block's inner width (SE at 3x3)")  # fmt: skip
+    p.add_argument(
+        "--target",
+        choices=("output", "inner"),
+        default="output",
+        help="output: branch output gated by a standard SE; inner: a block's inner width (SE at 3x3)",
+    )
     p.add_argument(
         "--rankings", default="excitation,l1,random", help="comma list of excitation, l1, random"
     )
@@ -365,11 +389,24 @@ def run_prune(args: argparse.Namespace) -> int:
         from senet.analysis.prune import amount_for_budget
 
         amount, achieved = amount_for_budget(model, args.budget, args.budget_of, args.target, size)
-        print(f"--budget {args.budget} of {args.budget_of}: cutting {100 * amount:.1f}% of each group's "
-              f"channels removes {100 * achieved:.1f}%", file=sys.stderr)  # fmt: skip
+        print(
+            f"--budget {args.budget} of {args.budget_of}: cutting {100 * amount:.1f}% of each group's "
+            f"channels removes {100 * achieved:.1f}%",
+            file=sys.stderr,
+        )
     compare_rankings(
-        model, rankings, amount, args.target, eval_batches, size, stats, train_batches,
-        args.finetune_epochs, args.finetune_lr, args.out, args.seed,
-    )  # fmt: skip
+        model,
+        rankings,
+        amount,
+        args.target,
+        eval_batches,
+        size,
+        stats=stats,
+        train_batches=train_batches,
+        finetune_epochs=args.finetune_epochs,
+        finetune_lr=args.finetune_lr,
+        out=args.out,
+        seed=args.seed,
+    )
     print(f"wrote {Path(args.out) / 'prune_report.md'}")
     return 0

@@ -123,6 +123,9 @@ def faster_rcnn(
     if "mean" in meta and "image_mean" not in detector_kwargs:
         detector_kwargs["image_mean"], detector_kwargs["image_std"] = meta["mean"], meta["std"]
     return FasterRCNN(
-        backbone, num_classes=num_classes, rpn_anchor_generator=anchors, box_roi_pool=pooler,
+        backbone,
+        num_classes=num_classes,
+        rpn_anchor_generator=anchors,
+        box_roi_pool=pooler,
         **detector_kwargs,
-    )  # fmt: skip
+    )

@@ -104,29 +104,35 @@ def block8(se: SEConfig | None, scale: float = 0.20, relu: bool = True) -> Incep
 
 
 def mixed_5b() -> InceptionConcat:
-    return InceptionConcat([
-        _seq(Conv(192, 96)),
-        _seq(Conv(192, 48), Conv(48, 64, 5, 1, 2)),
-        _seq(Conv(192, 64), Conv(64, 96, 3, 1, 1), Conv(96, 96, 3, 1, 1)),
-        _seq(nn.AvgPool2d(3, 1, 1, count_include_pad=False), Conv(192, 64)),
-    ])  # fmt: skip
+    return InceptionConcat(
+        [
+            _seq(Conv(192, 96)),
+            _seq(Conv(192, 48), Conv(48, 64, 5, 1, 2)),
+            _seq(Conv(192, 64), Conv(64, 96, 3, 1, 1), Conv(96, 96, 3, 1, 1)),
+            _seq(nn.AvgPool2d(3, 1, 1, count_include_pad=False), Conv(192, 64)),
+        ]
+    )
 
 
 def reduction_a() -> InceptionConcat:
-    return InceptionConcat([
-        _seq(Conv(320, 384, 3, 2)),
-        _seq(Conv(320, 256), Conv(256, 256, 3, 1, 1), Conv(256, 384, 3, 2)),
-        _seq(nn.MaxPool2d(3, 2)),
-    ])  # fmt: skip
+    return InceptionConcat(
+        [
+            _seq(Conv(320, 384, 3, 2)),
+            _seq(Conv(320, 256), Conv(256, 256, 3, 1, 1), Conv(256, 384, 3, 2)),
+            _seq(nn.MaxPool2d(3, 2)),
+        ]
+    )
 
 
 def reduction_b() -> InceptionConcat:
-    return InceptionConcat([
-        _seq(Conv(1088, 256), Conv(256, 384, 3, 2)),
-        _seq(Conv(1088, 256), Conv(256, 288, 3, 2)),
-        _seq(Conv(1088, 256), Conv(256, 288, 3, 1, 1), Conv(288, 320, 3, 2)),
-        _seq(nn.MaxPool2d(3, 2)),
-    ])  # fmt: skip
+    return InceptionConcat(
+        [
+            _seq(Conv(1088, 256), Conv(256, 384, 3, 2)),
+            _seq(Conv(1088, 256), Conv(256, 288, 3, 2)),
+            _seq(Conv(1088, 256), Conv(256, 288, 3, 1, 1), Conv(288, 320, 3, 2)),
+            _seq(nn.MaxPool2d(3, 2)),
+        ]
+    )
 
 
 class InceptionResNetV2(ClassifierModel):
@@ -149,9 +155,14 @@ class InceptionResNetV2(ClassifierModel):
             )
         se1, se2, se3 = (se if i in se_stages else None for i in (1, 2, 3))
         self.stem = nn.Sequential(
-            Conv(in_chans, 32, 3, 2), Conv(32, 32, 3), Conv(32, 64, 3, 1, 1), nn.MaxPool2d(3, 2),
-            Conv(64, 80), Conv(80, 192, 3), nn.MaxPool2d(3, 2),
-        )  # fmt: skip
+            Conv(in_chans, 32, 3, 2),
+            Conv(32, 32, 3),
+            Conv(32, 64, 3, 1, 1),
+            nn.MaxPool2d(3, 2),
+            Conv(64, 80),
+            Conv(80, 192, 3),
+            nn.MaxPool2d(3, 2),
+        )
         self.mixed_5b = mixed_5b()
         self.stage1 = nn.Sequential(*[block35(se1) for _ in range(10)])
         self.reduction_a = reduction_a()

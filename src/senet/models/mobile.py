@@ -144,12 +144,16 @@ class ShuffleNetV1(ClassifierModel):
         for i, (width, depth) in enumerate(zip(widths, depths), start=1):
             units = [
                 ShuffleUnit(
-                    cin if j == 0 else width, width, width // 4, 2 if j == 0 else 1, groups,
+                    cin if j == 0 else width,
+                    width,
+                    width // 4,
+                    2 if j == 0 else 1,
+                    groups,
                     first_groups=1 if (i == 1 and j == 0) else None,
                     se=se if i in se_stages else None,
                 )
                 for j in range(depth)
-            ]  # fmt: skip
+            ]
             self.add_module(f"stage{i}", nn.Sequential(*units))
             cin, reduction = width, reduction * 2
             self.feature_info.append(

@@ -26,7 +26,14 @@ from torch import nn
 
 from senet.layers.se import SEConfig
 from senet.models._common import ClassifierModel, check_se_stages, init_weights
-from senet.models.blocks import BLOCKS, StrideIn, ZeroPadShortcut, conv1x1, conv3x3
+from senet.models.blocks import (
+    BLOCKS,
+    Bottleneck,
+    StrideIn,
+    ZeroPadShortcut,
+    conv1x1,
+    conv3x3,
+)
 from senet.models.registry import CIFAR10_ENTRY, PaperRef, register_pair
 
 Layout = Literal["caffe", "torchvision"]
@@ -82,6 +89,11 @@ class ResNet(ClassifierModel):
         self._build_stem(spec, in_chans, layout)
 
         block = BLOCKS[spec.block]
+        block_options: dict[str, object] = {"groups": spec.groups, "base_width": spec.base_width}
+        if block is Bottleneck:
+            block_options.update(first_width_ratio=spec.first_width_ratio, stride_in=stride_in)
+        elif spec.first_width_ratio != 1.0:
+            raise ValueError(f"first_width_ratio applies to the bottleneck block, not {spec.block}")
         cin = spec.stem_width
         self.feature_info: list[dict[str, object]] = []
         reduction = 4 if spec.stem in ("7x7", "deep") else 1
@@ -93,19 +105,7 @@ class ResNet(ClassifierModel):
             for j in range(depth):
                 s = stride if j == 0 else 1
                 downsample = self._downsample(spec, cin, cout, s, first_stage=i == 1)
-                layers.append(
-                    block(
-                        cin,
-                        planes,
-                        s,
-                        downsample,
-                        stage_se,
-                        groups=spec.groups,
-                        base_width=spec.base_width,
-                        first_width_ratio=spec.first_width_ratio,
-                        stride_in=stride_in,
-                    )
-                )
+                layers.append(block(cin, planes, s, downsample, stage_se, **block_options))
                 cin = cout
             self.add_module(f"layer{i}", nn.Sequential(*layers))
             reduction *= stride
@@ -124,10 +124,14 @@ class ResNet(ClassifierModel):
             self.bn1, self.maxpool = nn.BatchNorm2d(w), pool
         elif spec.stem == "deep":  # SENet-154: three 3×3 convolutions, 64-64-128
             self.conv1 = nn.Sequential(
-                conv3x3(in_chans, w // 2, 2), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
-                conv3x3(w // 2, w // 2), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
+                conv3x3(in_chans, w // 2, 2),
+                nn.BatchNorm2d(w // 2),
+                nn.ReLU(inplace=True),
+                conv3x3(w // 2, w // 2),
+                nn.BatchNorm2d(w // 2),
+                nn.ReLU(inplace=True),
                 conv3x3(w // 2, w),
-            )  # fmt: skip
+            )
             self.bn1, self.maxpool = nn.BatchNorm2d(w), pool
         elif spec.stem == "cifar":
             self.conv1, self.bn1, self.maxpool = conv3x3(in_chans, w), nn.BatchNorm2d(w), None

@@ -73,10 +73,14 @@ class VGG(nn.Module):
         self.num_classes = num_classes
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(cin * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(cin * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
             nn.Linear(4096, num_classes) if num_classes > 0 else nn.Identity(),
-        )  # fmt: skip
+        )
         init_weights(self)  # torchvision VGG init: He convolutions, N(0, 0.01) FC
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
