@@ -210,3 +210,23 @@ def test_blocks_take_explicit_arguments_and_refuse_resnext_options_they_cannot_h
         with pytest.raises(TypeError, match="stride_in"):
             block(16, 16, stride_in="1x1")  # no longer swallowed by **kwargs
     assert Bottleneck(64, 16, groups=4, base_width=8).conv2.groups == 4
+
+
+def test_registry_carries_each_networks_train_and_eval_sizes():
+    """Sec. 5.1: 224 crops, eval 256 → 224; Inception-ResNet-v2 299, eval 352 → 299; CIFAR 32;
+    SENet-154 is also evaluated on 320×320 crops (Table 8)."""
+
+    def sizes(name):
+        e = get_entry(name)
+        return (e.input_size, e.eval_input_size, e.eval_resize, e.test_input_size)
+
+    assert sizes("se_resnet50") == sizes("resnet50") == (224, 224, 256, None)
+    assert sizes("se_bn_inception") == sizes("se_mobilenet_v1") == (224, 224, 256, None)
+    assert sizes("se_inception_resnet_v2") == sizes("inception_resnet_v2") == (299, 299, 352, None)
+    assert sizes("cifar_se_resnet110") == sizes("cifar_wrn16_8") == (32, 32, 32, None)
+    assert sizes("senet154") == (224, 224, 256, 320) and get_entry("senet154").test_resize >= 320
+    for name in ALL:
+        e = get_entry(name)
+        assert e.min_input_size <= e.input_size and e.eval_input_size <= e.eval_resize
+        if e.baseline:  # an SE network is trained and evaluated like its baseline
+            assert sizes(name)[:3] == sizes(e.baseline)[:3]
