@@ -40,9 +40,10 @@ class PaperRef:
 
     gmacs: float | None = None  # the paper's "GFLOPs" (multiply-accumulates) at ``input_size``
     params_m: float | None = None  # millions, as printed in the paper
-    top1_err: float | None = None  # ImageNet/CIFAR single-crop error, %
+    top1_err: float | None = None  # ImageNet/CIFAR-10 single-crop error, %
     top5_err: float | None = None
     source: str = ""
+    cifar100_top1_err: float | None = None  # the same network on CIFAR-100 (Table 5), %
 
 
 @dataclass(frozen=True)
