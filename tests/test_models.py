@@ -14,6 +14,9 @@ HEAVY = {
     "vgg16_bn",
     "se_vgg16_bn",
     "inception_resnet_v2",
+    "se_inception_resnet_v2",
+    "cifar_shakeshake26_2x96d",  # 3.8 GMACs per 32×32 image; test_shakeshake.py runs a small one
+    "cifar_se_shakeshake26_2x96d",
 }
 
 
