@@ -131,6 +131,7 @@ def test_analyze_excitations_and_prune(
 ) -> None:
     out = tmp_path / "exc"
     args = ["--data-dir", tiny_imagefolder, "--per-class", 4, "--classes", "bars", "stripes"]
+    args += ["--workers", 0]  # streamed from the image files
     stdout = ok(run_senet("analyze", "excitations", checkpoint, *args, "--out", out))
     figures = ["fig6_class_means.png", "fig7_bars.png", "fig7_stripes.png", "specificity.png"]
     for name in ["excitations.npz", *figures, "specificity.md"]:
@@ -138,6 +139,7 @@ def test_analyze_excitations_and_prune(
     spec = json.loads((out / "specificity.json").read_text())
     assert spec["images_per_class"] == [4, 4, 4] and spec["blocks"][0]["name"] == "SE_2_1"
     assert len(spec["blocks"]) == 9 and "| SE_4_3 | layer3.2.se | 64 |" in stdout
+    assert spec["classes_shown"] == ["bars", "stripes"] and spec["channel_mode"] == "uniform"
 
     pout = tmp_path / "pruned"
     args = shlex.split("--amount 0.5 --rankings excitation,l1 --finetune-epochs 1 --batch-size 8")
@@ -153,6 +155,32 @@ def test_analyze_excitations_and_prune(
     args = ["--data-dir", tiny_imagefolder, "--per-class", 2, "--out", tmp_path / "exc2"]
     ok(run_senet("analyze", "excitations", pruned, *args))
     assert (tmp_path / "exc2" / "excitations.npz").is_file()
+
+
+@pytest.mark.slow
+def test_analyze_excitations_paper_preset_on_imagenet_wnids(
+    imagefolder_factory, tmp_path: Path
+) -> None:
+    """Class folders named by ImageNet wnids: the paper's four classes are chosen by default;
+    ``--per-class 0`` streams every image; an unknown class fails before any work."""
+    from senet.analysis.excitations import ExcitationStats
+
+    wnids = ("n01440764", "n01443537", "n02110958", "n02690373", "n09246464")
+    data = imagefolder_factory(tmp_path / "imnet", classes=wnids, n_train=1, n_val=3)
+    torch.manual_seed(0)
+    model = senet.create_model("cifar_se_resnet20", num_classes=5)
+    ckpt = save_weights(model, tmp_path / "m.safetensors", {"classes": list(wnids)})
+    args = ["--data-dir", data, "--per-class", 0, "--channel-mode", "random", "--workers", 0]
+    out = tmp_path / "exc"
+    ok(run_senet("analyze", "excitations", ckpt, *args, "--channels", 5, "--out", out))
+    spec = json.loads((out / "specificity.json").read_text())
+    assert spec["classes_shown"] == list(wnids[1:]) and spec["images_per_class"] == [3] * 5
+    assert spec["channel_mode"] == "random" and spec["n_channels"] == 5
+    assert all((out / f"fig7_{w}.png").is_file() for w in wnids[1:])
+    assert ExcitationStats.load(out / "excitations.npz").classes == list(wnids)
+    bad = [*args, "--classes", "n00000000", "--out", tmp_path / "c"]
+    err = one_line_error(run_senet("analyze", "excitations", ckpt, *bad), "analyze")
+    assert "unknown class 'n00000000'" in err
 
 
 @pytest.mark.slow

@@ -179,13 +179,36 @@ def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
         "--per-class", type=int, default=50, help="images per class (the paper: 50; 0 = all)"
     )
     e.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="decode the images into memory first (default: stream image folders from disk; "
+        "archives, CIFAR and digits are always in memory)",
+    )
+    e.add_argument("--workers", type=int, default=2, help="data-loader processes (streaming)")
+    e.add_argument(
         "--blocks", nargs="+", help="blocks to plot (default: last of each stage + the last stage)"
     )
     e.add_argument(
-        "--classes", nargs="+", help="classes to plot (names or indices; default: the first 4)"
+        "--classes",
+        nargs="+",
+        help="classes to plot: names, ImageNet wnids or indices (default: --class-preset)",
+    )
+    e.add_argument(
+        "--class-preset",
+        choices=("auto", "paper", "first"),
+        default="auto",
+        help="paper: goldfish, pug, plane, cliff (ImageNet models); first: the first 4 classes; "
+        "auto (default): paper where the classes are ImageNet's, else first",
     )
     e.add_argument("--channels", type=int, default=50, help="channels per plot (default 50)")
-    e.add_argument("--channel-mode", choices=("first", "uniform"), default="first")
+    e.add_argument(
+        "--channel-mode",
+        choices=("uniform", "random", "first"),
+        default="uniform",
+        help="uniform (default): evenly spaced, as the paper samples 50 channels; random: a "
+        "seeded sample (--channel-seed); first: channels 0..N-1",
+    )
+    e.add_argument("--channel-seed", type=int, default=0, help="seed of --channel-mode random")
     e.add_argument("--out", required=True, help="output directory")
     e.set_defaults(func=run_excitations)
     p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])
@@ -198,15 +221,34 @@ def _load(path: str) -> Any:
     return load_pruned(path) if is_pruned_checkpoint(path) else load_model(path)
 
 
-def _dataset(args: argparse.Namespace, meta: dict, split: str, subset: int | None) -> Any:
+def _eval_sizes(model: Any, meta: dict) -> tuple[int | None, int | None]:
+    """(crop, resize) for evaluation: the checkpoint's, else the registry's for its network."""
+    from senet.models.registry import get_entry
+
+    size, resize = meta.get("input_size"), meta.get("eval_resize")
+    name = getattr(model, "model_name", None)
+    if name is None:
+        return size, resize
+    crop, default_resize = get_entry(name).eval_sizes(size)
+    return crop, resize or default_resize
+
+
+def _dataset(
+    args: argparse.Namespace,
+    meta: dict,
+    split: str,
+    subset: int | None,
+    stream: bool = False,
+    input_size: int | None = None,
+) -> Any:
     from senet.data import build_dataset
 
     data = build_dataset(
         args.dataset,
         args.data_dir,
         split,
-        in_memory=True,
-        input_size=meta.get("input_size"),
+        in_memory=not stream,
+        input_size=input_size if input_size is not None else meta.get("input_size"),
         subset=subset,
     )
     classes = meta.get("classes")
@@ -218,80 +260,69 @@ def _dataset(args: argparse.Namespace, meta: dict, split: str, subset: int | Non
     return data
 
 
-def _batches(args: argparse.Namespace, meta: dict, data: Any, train: bool = False) -> Any:
+def _batches(
+    args: argparse.Namespace,
+    meta: dict,
+    data: Any,
+    train: bool = False,
+    sizes: tuple[int | None, int | None] | None = None,
+    workers: int = 0,
+) -> Any:
     from senet.data import build_loader
 
+    size, resize = sizes or (meta.get("input_size"), meta.get("eval_resize"))
     return build_loader(
         data,
         args.batch_size,
         train=train,
         augment="crop_flip" if train else "none",
-        input_size=meta.get("input_size"),
-        eval_resize=meta.get("eval_resize"),
+        input_size=size,
+        eval_resize=resize,
         mean=meta.get("mean"),
         std=meta.get("std"),
-        workers=0,
+        workers=workers,
     )
+
+
+def _streams(args: argparse.Namespace) -> bool:
+    """Whether the images are read from files batch by batch (memory flat in their number)."""
+    archive = str(args.data_dir or "").endswith((".tar", ".tar.gz", ".tgz"))
+    return args.dataset == "imagefolder" and not archive and not args.in_memory
 
 
 def run_excitations(args: argparse.Namespace) -> int:
     import torch
 
     from senet.analysis import excitations as ex
-    from senet.analysis import plots
+    from senet.analysis.excitation_report import write_excitation_report
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.per_class < 0 or args.channels < 1:
+        raise ValueError("--per-class must be ≥ 0 (0 = all images) and --channels ≥ 1")
     model = _load(args.checkpoint)
     meta = getattr(model, "checkpoint_metadata", {}) or {}
     num_classes = int(meta.get("num_classes") or model.num_classes)
     subset = args.per_class * num_classes if args.per_class > 0 else None
-    data = _dataset(args, meta, args.split, subset)
-    classes = list(meta.get("classes") or data.classes)
-    stats = ex.collect_excitations(model, _batches(args, meta, data), num_classes, classes=classes)
-    out = Path(args.out)
-    stats.save(out / "excitations.npz")
-    blocks = args.blocks or ex.default_blocks(stats.blocks)
-    shown = args.classes or classes[: min(4, len(classes))]
-    files = [
-        plots.plot_class_means(
-            stats, out / "fig6_class_means.png", blocks, shown, args.channels, args.channel_mode
-        ),
-        plots.plot_specificity(stats, out / "specificity.png"),
-    ]
-    for c in shown[:2]:
-        files.append(
-            plots.plot_class_spread(
-                stats, out / f"fig7_{c}.png", blocks, c, args.channels, args.channel_mode
-            )
-        )
-    summary = {
-        "checkpoint": str(args.checkpoint),
-        "split": args.split,
-        "images_per_class": stats.counts[stats.names[0]].tolist(),
-        "blocks": [
-            {"name": b.name, "path": b.path, "channels": b.channels, **stats.specificity(b.name)}
-            for b in stats.blocks
-        ],
-    }
-    from senet.utils.io import atomic_write_json, atomic_write_text
-
-    atomic_write_json(out / "specificity.json", summary)
-    lines = [
-        "| block | module | channels | mean excitation | std | between-class var | η² |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for b in summary["blocks"]:
-        lines.append(
-            f"| {b['name']} | {b['path']} | {b['channels']} | {b['mean']:.3f} | {b['std']:.3f} | "
-            f"{b['between_class_var']:.2e} | {b['eta2']:.3f} |"
-        )
-    atomic_write_text(out / "specificity.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(
-        "wrote "
-        + ", ".join(str(p) for p in [out / "excitations.npz", *files, out / "specificity.md"])
+    stream = _streams(args)
+    sizes = _eval_sizes(model, meta)
+    data = _dataset(args, meta, args.split, subset, stream, sizes[0] if stream else None)
+    classes = [str(c) for c in (meta.get("classes") or data.classes)]
+    shown = ex.choose_classes(classes, args.classes, args.class_preset)  # fail before the work
+    batches = _batches(args, meta, data, sizes=sizes, workers=args.workers if stream else 0)
+    stats = ex.collect_excitations(model, batches, num_classes, classes=classes)
+    report = write_excitation_report(
+        stats,
+        args.out,
+        blocks=args.blocks or ex.default_blocks(stats.blocks),
+        classes=shown,
+        n_channels=args.channels,
+        channel_mode=args.channel_mode,
+        channel_seed=args.channel_seed,
+        source={"checkpoint": str(args.checkpoint), "split": args.split},
     )
+    print(report["specificity.md"].read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in report.values()))
     return 0
 
 

@@ -74,6 +74,19 @@ class ModelEntry:
             if crop is not None and (resize is None or resize < crop):
                 raise ValueError(f"{self.name}: resize {resize} must be ≥ the crop {crop}")
 
+    def eval_sizes(self, input_size: int | None = None, test: bool = False) -> tuple[int, int]:
+        """(centre crop, shorter side before it) of this network's default evaluation.
+
+        ``test=True``: the paper's alternative size where there is one (else the default).
+        ``input_size``: another crop, resized in this network's crop/resize ratio (224 → 256).
+        """
+        crop, resize = self.eval_input_size, self.eval_resize
+        if test and self.test_input_size is not None and self.test_resize is not None:
+            crop, resize = self.test_input_size, self.test_resize
+        if input_size is None or input_size == crop:
+            return crop, resize
+        return input_size, round(input_size * resize / crop)
+
     @property
     def options(self) -> tuple[str, ...]:
         params = inspect.signature(self.builder).parameters
