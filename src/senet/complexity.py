@@ -50,8 +50,23 @@ class Complexity:
         return {**asdict(self), "total": self.total}
 
 
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_params(
+    model: nn.Module, trainable_only: bool = False, bn_statistics: bool = False
+) -> int:
+    """Parameters of ``model``; ``bn_statistics=True`` adds the BN running means and variances.
+
+    Caffe stores those statistics as layer blobs beside the weights, and the paper's Sec. 6 tables
+    (Tables 10, 13, 15, 16) appear to count them: with them, and without the SE FC biases the
+    ablations drop, their parameter column is reproduced to the printed digit (docs/models.md).
+    """
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    if bn_statistics:
+        n += sum(
+            m.running_mean.numel() + m.running_var.numel()
+            for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+        )
+    return n
 
 
 def _size(input_size: int | tuple[int, int]) -> tuple[int, int]:
