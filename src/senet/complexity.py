@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from senet.layers.se import SqueezeExcitation
+from senet.models.registry import SE_OPTIONS, build_model, get_entry
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,6 @@ def se_params(model: nn.Module) -> int:
 
 def describe(name: str, input_size: int | None = None, **options: object) -> dict[str, object]:
     """Complexity of a registered network beside the paper's values (``senet complexity``)."""
-    from senet.models.registry import build_model, get_entry
-
     entry = get_entry(name)
     res = entry.input_size if input_size is None else input_size
     if isinstance(res, bool) or not isinstance(res, int) or res < entry.min_input_size:
@@ -201,6 +200,4 @@ def describe(name: str, input_size: int | None = None, **options: object) -> dic
 
 def _shared_options(options: dict[str, object]) -> dict[str, object]:
     """The options an SE network shares with its plain baseline (drop the SE-only ones)."""
-    from senet.models.registry import SE_OPTIONS
-
     return {k: v for k, v in options.items() if k not in SE_OPTIONS}

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from senet.layers.se import SqueezeExcitation
 from senet.utils.io import atomic_write
@@ -359,8 +360,6 @@ def collect_excitations(
     ``max_per_class`` keeps at most that many images of each class (the paper uses 50 per class);
     iteration stops once every class is full.
     """
-    from tqdm.auto import tqdm
-
     was_training = model.training
     model.eval().to(device)
     taken = np.zeros(num_classes, dtype=np.int64)

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from senet.factory import create_model
 from senet.models.features import FeatureExtractor
 
 
@@ -92,8 +93,6 @@ def se_resnet_fpn_backbone(
     **options: Any,
 ) -> FPNBackbone:
     """A senet model's stages (``out_indices``) with an FPN on top, ready for torchvision detectors."""
-    from senet.factory import create_model
-
     model = create_model(name, checkpoint=checkpoint, **options)
     freeze_stages(model, trainable_stages)
     if frozen_bn:
