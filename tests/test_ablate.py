@@ -201,3 +201,20 @@ def test_cli_runs_a_one_run_grid_in_process(tiny_imagefolder: Path, tmp_path: Pa
     assert '"trained": 1' in capsys.readouterr().out
     assert (out / "reduction-8__s0" / "summary.json").is_file()
     assert "| reduction=8 | cifar_se_resnet20 |" in (out / "table.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--vary", "reduction"], "must look like KEY=V1,V2"),
+        (["--vary", "reductoin=4"], "has no option 'reductoin'; did you mean reduction"),
+        (["--seeds", "0"], "--seeds 0 must be ≥ 1"),
+        (["--set", "lr"], "--set 'lr' must look like KEY=VALUE"),
+    ],
+)
+def test_cli_bad_input_in_process(argv, message, tmp_path: Path, capsys) -> None:
+    from senet.cli import main
+
+    assert main(["ablate", "--recipe", "digits", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err

@@ -117,6 +117,7 @@ def test_ablate_trains_the_grid_resumes_and_writes_the_table(
     assert "| reduction=4 |" in ok(_ablate(tiny_imagefolder, out, "--table-only"))
 
 
+@pytest.mark.slow
 def test_ablate_bad_input_is_one_line(tmp_path: Path) -> None:
     err = one_line_error(run_senet("ablate", "--out", tmp_path, "--vary", "reduction"), "ablate")
     assert "KEY=V1,V2" in err
