@@ -228,6 +228,13 @@ def test_registry_carries_each_networks_train_and_eval_sizes():
     assert sizes("se_inception_resnet_v2") == sizes("inception_resnet_v2") == (299, 299, 352, None)
     assert sizes("cifar_se_resnet110") == sizes("cifar_wrn16_8") == (32, 32, 32, None)
     assert sizes("senet154") == (224, 224, 256, 320) and get_entry("senet154").test_resize >= 320
+    # (crop, resize) of the default evaluation; another crop keeps the network's ratio
+    assert get_entry("se_resnet50").eval_sizes() == (224, 256)
+    assert get_entry("se_resnet50").eval_sizes(160) == (160, 183)
+    assert get_entry("se_inception_resnet_v2").eval_sizes() == (299, 352)
+    assert get_entry("senet154").eval_sizes(test=True) == (320, 366)
+    assert get_entry("se_resnet50").eval_sizes(test=True) == (224, 256)  # no alternative size
+    assert get_entry("cifar_se_resnet20").eval_sizes(16) == (16, 16)
     for name in ALL:
         e = get_entry(name)
         assert e.min_input_size <= e.input_size and e.eval_input_size <= e.eval_resize
