@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from senet.analysis import ablate as ab
+from senet.analysis import ablation as ab
 
 
 def _grid(tmp_path: Path, seeds=(0, 1), vary=None) -> ab.AblationGrid:
@@ -32,8 +32,14 @@ def stub_runner(cfg: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / "calls.log", "a") as f:
         f.write(out.name + "\n")
-    s = {"status": "finished", "val_top1_err": _fake_err(cfg), "val_top5_err": 1.0 + cfg["seed"],
-         "params": 123, "mean_images_per_s": 1000.0 + cfg["seed"], "epochs": cfg["epochs"]}  # fmt: skip
+    s = {
+        "status": "finished",
+        "val_top1_err": _fake_err(cfg),
+        "val_top5_err": 1.0 + cfg["seed"],
+        "params": 123,
+        "mean_images_per_s": 1000.0 + cfg["seed"],
+        "epochs": cfg["epochs"],
+    }
     (out / "summary.json").write_text(json.dumps(s))
     return s
 
@@ -79,8 +85,11 @@ def test_table_has_one_row_per_variant_with_mean_and_std(tmp_path) -> None:
     rows, per_run = ab.collect_results(grid, 32)
     assert [r["variant"] for r in rows] == ["reduction=4", "reduction=16"]
     for r in rows:
-        errs = [json.loads((Path(d["run_dir"]) / "summary.json").read_text())["val_top1_err"]
-                for d in per_run if d["variant"] == r["variant"]]  # fmt: skip
+        errs = [
+            json.loads((Path(d["run_dir"]) / "summary.json").read_text())["val_top1_err"]
+            for d in per_run
+            if d["variant"] == r["variant"]
+        ]
         assert len(errs) == 2
         assert r["top1_err"] == pytest.approx(sum(errs) / 2)
         assert r["top1_err_std"] == pytest.approx(abs(errs[0] - errs[1]) / math.sqrt(2))
@@ -178,29 +187,34 @@ def test_parallel_workers_never_share_a_run(tmp_path) -> None:
     assert sorted(calls) == sorted(r.run_id for r in grid.runs())
 
 
-@pytest.mark.slow
-def test_real_training_grid_resumes_interrupted_run(tmp_path) -> None:
-    """Two variants × two seeds of 2-epoch digits runs; the grid is stopped mid-run, then resumed."""
-    pytest.importorskip("sklearn")
-    variants = ab.build_variants(
-        "cifar_se_resnet20", {"gate": ["sigmoid", "relu"]}, base_options={"in_chans": 1}
+def test_cli_runs_a_one_run_grid_in_process(tiny_imagefolder: Path, tmp_path: Path, capsys) -> None:
+    """The command's whole path (parser → grid → training → table) in the quick suite; the
+    subprocess tests in test_analysis_cli.py cover resume, claims and failures."""
+    from senet.cli import main
+
+    args = "--recipe cifar --vary reduction=8 --dataset imagefolder --epochs 1 --train-subset 6"
+    args += " --val-subset 3 --batch-size 6 --threads 1 --workers 0"
+    out = tmp_path / "g"
+    assert (
+        main(["ablate", *args.split(), "--data-dir", str(tiny_imagefolder), "--out", str(out)]) == 0
     )
-    common = {"epochs": 2, "train_subset": 200, "val_subset": 100, "batch_size": 50, "threads": 1,
-              "workers": 0, "tensorboard": False, "progress": False}  # fmt: skip
-    grid = ab.AblationGrid(
-        variants, [0, 1], tmp_path / "g", "digits", {**common, "stop_after_epochs": 1}
-    )
-    counts = ab.run_grid(grid, log=lambda _: None)
-    assert counts["interrupted"] == 1 and counts["trained"] == 0
-    first = grid.run_dir(grid.runs()[0])
-    assert (first / "checkpoint.pt").is_file() and not (first / "summary.json").exists()
-    grid.overrides = common
-    counts = ab.run_grid(grid, log=lambda _: None)
-    assert counts["trained"] == 4
-    lines = (first / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]  # resumed, not restarted
-    rows, per_run = ab.collect_results(grid)
-    assert len(rows) == 2 and all(r["seeds_done"] == 2 for r in rows)
-    assert rows[0]["top1_err"] == pytest.approx(
-        sum(d["top1_err"] for d in per_run if d["variant"] == "gate=sigmoid") / 2
-    )
+    assert '"trained": 1' in capsys.readouterr().out
+    assert (out / "reduction-8__s0" / "summary.json").is_file()
+    assert "| reduction=8 | cifar_se_resnet20 |" in (out / "table.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--vary", "reduction"], "must look like KEY=V1,V2"),
+        (["--vary", "reductoin=4"], "has no option 'reductoin'; did you mean reduction"),
+        (["--seeds", "0"], "--seeds 0 must be ≥ 1"),
+        (["--set", "lr"], "--set 'lr' must look like KEY=VALUE"),
+    ],
+)
+def test_cli_bad_input_in_process(argv, message, tmp_path: Path, capsys) -> None:
+    from senet.cli import main
+
+    assert main(["ablate", "--recipe", "digits", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err

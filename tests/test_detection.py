@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from senet.interop.detection import faster_rcnn, freeze_batchnorm, se_resnet_fpn_backbone
+from senet.interop.detection import (
+    DETECTION_PRESETS,
+    build_detector,
+    detection_preset,
+    faster_rcnn,
+    freeze_batchnorm,
+    se_resnet_fpn_backbone,
+)
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -26,9 +33,12 @@ def synthetic_batch(size: int = 128) -> tuple[list[torch.Tensor], list[dict[str,
 def train_and_infer(name: str) -> None:
     torch.manual_seed(0)
     small = {  # fewer proposals and RoIs than COCO's defaults: a unit test, not a benchmark
-        "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 100,
-        "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 64,
-    }  # fmt: skip
+        "rpn_pre_nms_top_n_train": 200,
+        "rpn_post_nms_top_n_train": 100,
+        "rpn_pre_nms_top_n_test": 100,
+        "rpn_post_nms_top_n_test": 50,
+        "box_batch_size_per_image": 64,
+    }
     model = faster_rcnn(name, num_classes=4, min_size=128, max_size=128, **small)
     params = [p for p in model.parameters() if p.requires_grad]
     frozen = model.backbone.body.model.conv1.weight
@@ -107,3 +117,80 @@ def test_freeze_batchnorm_keeps_the_function() -> None:
 def test_bad_trainable_stages() -> None:
     with pytest.raises(ValueError, match=r"trainable_stages=7 must be in 0\.\.4"):
         se_resnet_fpn_backbone("se_resnet18", trainable_stages=7)
+
+
+# --------------------------------------------------------------------------------------------
+# The paper's COCO protocol (Table 7) as presets
+# --------------------------------------------------------------------------------------------
+SMALL = {  # the preset's proposals and RoIs, scaled down for 128-pixel generated images
+    "min_size": 128,
+    "max_size": 128,
+    "rpn_pre_nms_top_n_train": 200,
+    "rpn_post_nms_top_n_train": 100,
+    "rpn_pre_nms_top_n_test": 100,
+    "rpn_post_nms_top_n_test": 50,
+    "box_batch_size_per_image": 64,
+}
+
+
+def test_presets_state_the_papers_protocol_and_mark_the_rest_assumed() -> None:
+    cfg = detection_preset("coco_faster_rcnn_se_resnet50")
+    assert (cfg.backbone, cfg.paper_ap, cfg.paper_ap50) == ("se_resnet50", 40.4, 61.0)
+    assert cfg.train_sets == ("coco_2014_train", "coco_2014_valminusminival")  # trainval35k
+    assert cfg.test_set == "coco_2014_minival" and cfg.pretrained == "imagenet"
+    stated = {"name", "backbone", "paper_ap", "paper_ap50", "detector", "num_classes"}
+    stated |= {"train_sets", "test_set", "pretrained"}
+    assert "fpn" in cfg.assumed_fields() and not stated & set(cfg.assumed_fields())
+    backbones = {c.backbone for c in DETECTION_PRESETS.values()}
+    assert backbones == {"resnet50", "se_resnet50", "resnet101", "se_resnet101"}
+    # warm-up from 1/3 over 500 iterations, then ÷10 at 120k and 160k of 180k ("2x")
+    lr = [cfg.lr_factor(i) for i in (0, 250, 500, 119_999, 120_000, 160_000, 179_999)]
+    assert lr == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0, 0.1, 0.01, 0.01])
+    with pytest.raises(ValueError, match="did you mean coco_faster_rcnn_se_resnet50"):
+        detection_preset("coco_faster_rcnn_se_resnet5")
+    with pytest.raises(ValueError, match=r"no field\(s\) \['min_sizes'\]"):
+        detection_preset("coco_faster_rcnn_resnet50", min_sizes=600)
+
+
+def _smoke(cfg, steps: int = 1) -> None:
+    """One training step with the preset's optimizer and schedule, then one inference."""
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="ImageNet weights"):
+        model = build_detector(cfg, **SMALL)
+    opt, schedule = cfg.optimizer(model)
+    assert opt.param_groups[0]["lr"] == pytest.approx(cfg.base_lr * cfg.warmup_factor)
+    images, targets = synthetic_batch()
+    model.train()
+    losses = model(images, targets)
+    loss = sum(losses.values())
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    assert torch.isfinite(loss)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    schedule.step()
+    assert opt.param_groups[0]["lr"] > cfg.base_lr * cfg.warmup_factor  # warming up
+    model.eval()
+    with torch.no_grad():
+        detections = model(images)
+    assert len(detections) == len(images)
+    for det, img in zip(detections, images):
+        boxes = det["boxes"]
+        assert boxes.shape[1:] == (4,) and len(det["scores"]) == len(det["labels"]) == len(boxes)
+        assert ((det["labels"] >= 1) & (det["labels"] < cfg.num_classes)).all()
+        assert (boxes[:, 2:] >= boxes[:, :2]).all()
+        assert (boxes[:, 2] <= img.shape[2] + 1e-3).all() and (
+            boxes[:, 3] <= img.shape[1] + 1e-3
+        ).all()
+
+
+@pytest.mark.slow
+def test_detection_preset_smoke_small_backbone() -> None:
+    """The preset's detector with an SE-ResNet-18 trunk (fast): builds, trains a step, infers."""
+    _smoke(detection_preset("coco_faster_rcnn_se_resnet50", backbone="se_resnet18", num_classes=4))
+
+
+@pytest.mark.slow
+def test_detection_preset_smoke_se_resnet50() -> None:
+    """The Table 7 preset itself (SE-ResNet-50-FPN, 91 classes) on generated images."""
+    _smoke(detection_preset("coco_faster_rcnn_se_resnet50"))

@@ -9,6 +9,8 @@ import torch
 import senet
 from senet.analysis import excitations as ex
 from senet.analysis import plots
+from senet.layers.se import SEConfig
+from senet.models.shakeshake import ShakeShakeResNet
 
 
 def _batches(n: int = 12, k: int = 3, bs: int = 4, seed: int = 0):
@@ -40,6 +42,11 @@ def test_paper_names_and_default_blocks() -> None:
     assert blocks[2].path == "layer1.2.se" and blocks[2].channels == 16
     assert ex.default_blocks(blocks) == ["SE_2_3", "SE_3_3", "SE_4_1", "SE_4_2", "SE_4_3"]
     assert ex.paper_block_name("features.layer3.5.se") == "SE_4_6"
+    shake = ShakeShakeResNet(num_classes=3, se=SEConfig(reduction=4), depth=14, width=8)
+    names = [b.name for b in ex.find_se_blocks(shake)]
+    assert names[:4] == ["SE_2_1a", "SE_2_1b", "SE_2_2a", "SE_2_2b"] and len(names) == 12
+    last_stage = ["SE_4_1a", "SE_4_1b", "SE_4_2a", "SE_4_2b"]
+    assert ex.default_blocks(ex.find_se_blocks(shake)) == ["SE_2_2b", "SE_3_2b", *last_stage]
 
 
 @pytest.mark.parametrize(
@@ -158,3 +165,75 @@ def test_add_se_models_are_analysed_too() -> None:
     stats = ex.collect_excitations(model, _batches(n=6, bs=3), num_classes=3, progress=False)
     for name, b in expected.items():
         np.testing.assert_allclose(stats.class_mean(name)[1], torch.tanh(b).numpy(), atol=1e-6)
+
+
+def test_channels_are_sampled_uniformly_by_default() -> None:
+    """The paper plots 50 uniformly sampled channels: evenly spaced by default, deterministic."""
+    ch = plots.channel_indices(2048, 50)
+    assert len(ch) == 50 and ch[0] == 0 and ch[-1] == 2047
+    assert np.all(np.abs(np.diff(ch) - 2047 / 49) <= 1)  # even spacing, up to rounding
+    rnd = plots.channel_indices(2048, 50, "random", seed=3)
+    assert len(set(rnd.tolist())) == 50 and np.all(np.diff(rnd) > 0)
+    assert np.array_equal(rnd, plots.channel_indices(2048, 50, "random", seed=3))
+    assert not np.array_equal(rnd, plots.channel_indices(2048, 50, "random", seed=4))
+    assert plots.channel_indices(2048, 50, "first").tolist() == list(range(50))
+    assert plots.channel_indices(16, 50).tolist() == list(range(16))  # narrow blocks: all
+    with pytest.raises(ValueError, match="choose uniform, random or first"):
+        plots.channel_indices(64, 8, "last")
+
+
+def test_paper_class_preset() -> None:
+    """goldfish, pug, plane (airliner), cliff: found by wnid, by name or by 1,000-class index."""
+    names = [f"class{i}" for i in range(1000)]  # names as torchvision's category list has them
+    for _, i, name in ex.PAPER_CLASSES:
+        names[i] = name
+    assert [n for _, _, n in ex.PAPER_CLASSES] == ["goldfish", "pug", "airliner", "cliff"]
+    wnids = ["n01440764", "n01443537", "n02110958", "n02690373", "n09246464", "n15075141"]
+    assert ex.choose_classes(wnids) == wnids[1:5]  # auto: the paper's where they exist
+    assert ex.choose_classes(list(names), preset="paper") == [
+        "goldfish",
+        "pug",
+        "airliner",
+        "cliff",
+    ]
+    by_index = [str(i) for i in range(1000)]
+    assert ex.choose_classes(by_index) == ["1", "254", "404", "972"]
+    cifar = ["airplane", "automobile", "bird", "cat", "deer"]
+    assert ex.choose_classes(cifar) == cifar[:4]  # auto falls back to the first four
+    assert ex.choose_classes(cifar, ["cat", "0"]) == ["cat", "airplane"]
+    with pytest.raises(ValueError, match=r"the paper's classes .* are ImageNet classes"):
+        ex.choose_classes(cifar, preset="paper")
+    with pytest.raises(ValueError, match="unknown class 'zebra'"):
+        ex.choose_classes(cifar, ["zebra"])
+
+
+@pytest.mark.slow
+def test_preset_agrees_with_timms_imagenet_class_list() -> None:
+    """wnid, index and name of each paper class as timm's ImageNetInfo lists them (torchvision's
+    category list has the same names at the same indices)."""
+    timm_data = pytest.importorskip("timm.data")
+    info = timm_data.ImageNetInfo()
+    wnids = info.label_names()
+    for wnid, index, name in ex.PAPER_CLASSES:
+        assert wnids[index] == wnid
+        assert info.index_to_description(index).split(",")[0] == name
+
+
+def test_streaming_from_files_equals_the_in_memory_path(tiny_imagefolder) -> None:
+    """Images read from disk batch by batch give the statistics the decoded tensors give."""
+    from senet.data import FolderDataset, ImageTensorSet, build_dataset, build_loader
+
+    torch.manual_seed(0)
+    model = senet.create_model("cifar_se_resnet20", num_classes=3)
+    norm = {"mean": [0.5] * 3, "std": [0.25] * 3}
+    files = build_dataset("imagefolder", tiny_imagefolder, "val", in_memory=False)
+    memory = build_dataset("imagefolder", tiny_imagefolder, "val", in_memory=True)
+    assert isinstance(files, FolderDataset) and isinstance(memory, ImageTensorSet)
+    streamed = build_loader(files, 5, input_size=16, eval_resize=16, workers=0, **norm)
+    decoded = build_loader(memory, 5, **norm)
+    a = ex.collect_excitations(model, streamed, 3, progress=False)
+    b = ex.collect_excitations(model, decoded, 3, progress=False)
+    for name in a.names:
+        assert a.counts[name].tolist() == b.counts[name].tolist() == [8, 8, 8]
+        np.testing.assert_allclose(a.class_mean(name), b.class_mean(name), atol=1e-5)
+        np.testing.assert_allclose(a.class_std(name), b.class_std(name), atol=1e-5)

@@ -15,6 +15,8 @@ HEAVY = {
     "se_vgg16_bn",
     "inception_resnet_v2",
     "se_inception_resnet_v2",
+    "cifar_shakeshake26_2x96d",  # 3.8 GMACs per 32×32 image; test_shakeshake.py runs a small one
+    "cifar_se_shakeshake26_2x96d",
 }
 
 
@@ -62,8 +64,12 @@ def test_list_models_and_create_model_agree():
         if entry.baseline:
             assert entry.baseline in ALL and not get_entry(entry.baseline).has_se
     assert senet.list_models("se_resnet*") == [
-        "se_resnet101", "se_resnet152", "se_resnet18", "se_resnet34", "se_resnet50",
-    ]  # fmt: skip
+        "se_resnet101",
+        "se_resnet152",
+        "se_resnet18",
+        "se_resnet34",
+        "se_resnet50",
+    ]
     assert set(senet.list_models(se=True)).isdisjoint(senet.list_models(se=False))
 
 
@@ -152,3 +158,85 @@ def test_senet154_has_the_appendix_modifications():
     assert m.layer2[0].downsample[0].kernel_size == (3, 3)  # 3×3 stride-2 projection
     assert m.layer1[0].downsample[0].kernel_size == (1, 1)  # stage 1 keeps the 1×1 (release)
     assert m.dropout.p == 0.2
+
+
+#: SE networks of different classes (each checks se_stages with check_se_stages at construction)
+ONE_PER_CLASS = [
+    "se_resnet18",
+    "se_bn_inception",
+    "se_mobilenet_v1",
+    "se_shufflenet_v1_g3",
+    "se_vgg16_bn",
+]
+
+
+@pytest.mark.parametrize("name", ONE_PER_CLASS)
+def test_se_stages_accepts_an_int_a_tuple_or_a_list(name):
+    """``se_stages=1`` (``-o se_stages=1``) means (1,); bad forms are one-line errors."""
+    from senet.layers.se import SqueezeExcitation
+
+    def se_blocks(**opts):
+        with torch.device("meta"):
+            m = senet.create_model(name, **opts)
+        return sum(isinstance(s, SqueezeExcitation) for s in m.modules())
+
+    assert 0 < se_blocks(se_stages=1) == se_blocks(se_stages=[1])
+    with pytest.raises(ValueError, match=r"must be a stage number or a list of them"):
+        se_blocks(se_stages="(1,2)")
+    with pytest.raises(ValueError, match=r"names stage\(s\) \['\(1', '2\)'\]"):
+        se_blocks(se_stages=("(1", "2)"))  # what `-o se_stages=(1,2)` parses to
+
+
+def test_every_se_network_takes_the_one_se_option_list():
+    from senet.layers.se import SEConfig
+    from senet.models.registry import NO_INTEGRATION, SE_OPTIONS
+
+    assert (*SEConfig.OPTIONS, "se_stages") == SE_OPTIONS
+    for name in senet.list_models():
+        entry = get_entry(name)
+        se_opts = tuple(o for o in entry.options if o in SE_OPTIONS)
+        if not entry.has_se:
+            assert se_opts == ()
+        elif entry.family in ("resnet", "resnext", "cifar_resnet", "inception_resnet"):
+            assert se_opts == SE_OPTIONS, name
+        else:  # one SE place per block: no integration option
+            assert se_opts == NO_INTEGRATION, name
+
+
+def test_blocks_take_explicit_arguments_and_refuse_resnext_options_they_cannot_honour():
+    from senet.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
+
+    for block in (BasicBlock, PreActBasicBlock, PreActBottleneck):
+        block(16, 16, groups=1, base_width=64)  # the defaults are accepted
+        with pytest.raises(ValueError, match=f"{block.__name__} supports only groups=1"):
+            block(16, 16, groups=32, base_width=4)
+        with pytest.raises(TypeError, match="stride_in"):
+            block(16, 16, stride_in="1x1")  # no longer swallowed by **kwargs
+    assert Bottleneck(64, 16, groups=4, base_width=8).conv2.groups == 4
+
+
+def test_registry_carries_each_networks_train_and_eval_sizes():
+    """Sec. 5.1: 224 crops, eval 256 → 224; Inception-ResNet-v2 299, eval 352 → 299; CIFAR 32;
+    SENet-154 is also evaluated on 320×320 crops (Table 8)."""
+
+    def sizes(name):
+        e = get_entry(name)
+        return (e.input_size, e.eval_input_size, e.eval_resize, e.test_input_size)
+
+    assert sizes("se_resnet50") == sizes("resnet50") == (224, 224, 256, None)
+    assert sizes("se_bn_inception") == sizes("se_mobilenet_v1") == (224, 224, 256, None)
+    assert sizes("se_inception_resnet_v2") == sizes("inception_resnet_v2") == (299, 299, 352, None)
+    assert sizes("cifar_se_resnet110") == sizes("cifar_wrn16_8") == (32, 32, 32, None)
+    assert sizes("senet154") == (224, 224, 256, 320) and get_entry("senet154").test_resize >= 320
+    # (crop, resize) of the default evaluation; another crop keeps the network's ratio
+    assert get_entry("se_resnet50").eval_sizes() == (224, 256)
+    assert get_entry("se_resnet50").eval_sizes(160) == (160, 183)
+    assert get_entry("se_inception_resnet_v2").eval_sizes() == (299, 352)
+    assert get_entry("senet154").eval_sizes(test=True) == (320, 366)
+    assert get_entry("se_resnet50").eval_sizes(test=True) == (224, 256)  # no alternative size
+    assert get_entry("cifar_se_resnet20").eval_sizes(16) == (16, 16)
+    for name in ALL:
+        e = get_entry(name)
+        assert e.min_input_size <= e.input_size and e.eval_input_size <= e.eval_resize
+        if e.baseline:  # an SE network is trained and evaluated like its baseline
+            assert sizes(name)[:3] == sizes(e.baseline)[:3]

@@ -110,3 +110,27 @@ def test_gate_out_hook_sees_the_excitation():
     se(x)
     assert len(seen) == 1
     torch.testing.assert_close(seen[0], se.excitation(x))
+
+
+def test_one_option_list_from_public_names_to_fields():
+    """The public SE option names are defined once (SEConfig.OPTIONS) and mapped to the fields."""
+    cfg = SEConfig.from_options(reduction=8, se_bias=False, se_divisor=8, integration="pre")
+    assert (cfg.reduction, cfg.bias, cfg.divisor, cfg.integration) == (8, False, 8, "pre")
+    assert SEConfig.from_options() == SEConfig()
+    defaults = SEConfig.defaults()
+    assert list(defaults) == list(SEConfig.OPTIONS)
+    assert defaults["reduction"] == 16 and defaults["se_bias"] is True
+    with pytest.raises(ValueError, match="unknown SE option 'bias'; did you mean se_bias"):
+        SEConfig.from_options(bias=False)
+    with pytest.raises(
+        ValueError, match="unknown SqueezeExcitation option 'se_bias'; did you mean bias"
+    ):
+        SqueezeExcitation(16, se_bias=False)
+    with pytest.raises(ValueError, match="reduction='8' must be a number"):
+        SEConfig.from_options(reduction="8")
+    with pytest.raises(ValueError, match="se_divisor=None must be an integer"):
+        SEConfig(divisor=None)
+    # a block built from a config is the block built from the same fields
+    a = SqueezeExcitation.from_config(64, cfg)
+    b = SqueezeExcitation(64, 8, bias=False, divisor=8)
+    assert (a.hidden, a.fc1.bias) == (b.hidden, None) == (8, None)

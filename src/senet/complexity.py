@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from senet.layers.se import SqueezeExcitation
+from senet.models.registry import SE_OPTIONS, build_model, get_entry
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,23 @@ class Complexity:
         return {**asdict(self), "total": self.total}
 
 
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_params(
+    model: nn.Module, trainable_only: bool = False, bn_statistics: bool = False
+) -> int:
+    """Parameters of ``model``; ``bn_statistics=True`` adds the BN running means and variances.
+
+    Caffe stores those statistics as layer blobs beside the weights, and the paper's Sec. 6 tables
+    (Tables 10, 13, 15, 16) appear to count them: with them, and without the SE FC biases the
+    ablations drop, their parameter column is reproduced to the printed digit (docs/models.md).
+    """
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    if bn_statistics:
+        n += sum(
+            m.running_mean.numel() + m.running_var.numel()
+            for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None
+        )
+    return n
 
 
 def _size(input_size: int | tuple[int, int]) -> tuple[int, int]:
@@ -153,10 +169,13 @@ def se_params(model: nn.Module) -> int:
 
 def describe(name: str, input_size: int | None = None, **options: object) -> dict[str, object]:
     """Complexity of a registered network beside the paper's values (``senet complexity``)."""
-    from senet.models.registry import build_model, get_entry
-
     entry = get_entry(name)
-    res = input_size or entry.input_size
+    res = entry.input_size if input_size is None else input_size
+    if isinstance(res, bool) or not isinstance(res, int) or res < entry.min_input_size:
+        raise ValueError(
+            f"input size {res!r} is too small for {name}: its smallest input is "
+            f"{entry.min_input_size} (its own size is {entry.input_size}); use --res ≥ {entry.min_input_size}"
+        )
     model = build_model(name, **options)
     c = count(model, res)
     row: dict[str, object] = {
@@ -181,6 +200,4 @@ def describe(name: str, input_size: int | None = None, **options: object) -> dic
 
 def _shared_options(options: dict[str, object]) -> dict[str, object]:
     """The options an SE network shares with its plain baseline (drop the SE-only ones)."""
-    from senet.models.registry import SE_OPTIONS
-
     return {k: v for k, v in options.items() if k not in SE_OPTIONS}

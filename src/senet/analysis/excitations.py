@@ -25,11 +25,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from senet.layers.se import SqueezeExcitation
 from senet.utils.io import atomic_write
 
-_STAGE_BLOCK = re.compile(r"(?:^|\.)layer(\d+)\.(\d+)\.se$")
+_STAGE_BLOCK = re.compile(r"(?:^|\.)layer(\d+)\.(\d+)\.se([12]?)$")
+
+#: Figs. 6–7's classes — goldfish, pug, plane, cliff — as ImageNet wnids, with each one's index in
+#: the standard (sorted-wnid) 1,000-class order and its torchvision name ("plane" is ILSVRC's
+#: airliner). Checked against torchvision's category list and timm's ImageNetInfo.
+PAPER_CLASSES: tuple[tuple[str, int, str], ...] = (
+    ("n01443537", 1, "goldfish"),
+    ("n02110958", 254, "pug"),
+    ("n02690373", 404, "airliner"),
+    ("n09246464", 972, "cliff"),
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,15 @@ class SEBlockInfo:
 
 
 def paper_block_name(path: str) -> str:
-    """``layer<i>.<j>.se`` → ``SE_<i+1>_<j+1>`` (Sec. 7.2: SE_2_3 is conv2_x's 3rd block)."""
+    """``layer<i>.<j>.se`` → ``SE_<i+1>_<j+1>`` (Sec. 7.2: SE_2_3 is conv2_x's 3rd block).
+
+    Shake-Shake blocks have one SE block per branch: ``layer<i>.<j>.se1``/``se2`` → ``…a``/``…b``.
+    """
     m = _STAGE_BLOCK.search(path)
     if m is None:
         return path
-    return f"SE_{int(m.group(1)) + 1}_{int(m.group(2)) + 1}"
+    branch = {"": "", "1": "a", "2": "b"}[m.group(3)]
+    return f"SE_{int(m.group(1)) + 1}_{int(m.group(2)) + 1}{branch}"
 
 
 def find_se_blocks(model: nn.Module) -> list[SEBlockInfo]:
@@ -74,6 +89,59 @@ def default_blocks(blocks: Sequence[SEBlockInfo]) -> list[str]:
     if not stages:
         return []
     return [s[-1] for s in stages[:-1]] + stages[-1]
+
+
+def paper_classes(class_names: Sequence[str]) -> list[str] | None:
+    """The paper's four classes among ``class_names`` (by wnid, name or 1,000-class index), or
+    None when the classes are not ImageNet's."""
+    names = [str(c) for c in class_names]
+    found = []
+    for wnid, index, name in PAPER_CLASSES:
+        if wnid in names:
+            found.append(wnid)
+        elif name in names:
+            found.append(name)
+        elif len(names) == 1000 and names[index] == str(index):  # classes stored as indices
+            found.append(names[index])
+        else:
+            return None
+    return found
+
+
+def choose_classes(
+    class_names: Sequence[str], requested: Sequence[str] | None = None, preset: str = "auto"
+) -> list[str]:
+    """The classes a figure shows: ``requested`` (names, wnids or indices) or a preset.
+
+    Presets: ``paper`` (goldfish, pug, plane, cliff; ImageNet classes only), ``first`` (the first
+    four classes), ``auto`` (``paper`` where the classes are ImageNet's, else ``first``).
+    """
+    names = [str(c) for c in class_names]
+    if requested:
+        chosen = []
+        for c in requested:
+            if c in names:
+                chosen.append(c)
+            elif c.isdigit() and int(c) < len(names):
+                chosen.append(names[int(c)])
+            else:
+                raise ValueError(
+                    f"unknown class {c!r}; the model's classes are {', '.join(names[:20])}"
+                    + (" ..." if len(names) > 20 else "")
+                )
+        return chosen
+    if preset not in ("auto", "paper", "first"):
+        raise ValueError(f"class preset {preset!r} is not supported; choose auto, paper or first")
+    paper = paper_classes(names) if preset in ("auto", "paper") else None
+    if paper is not None:
+        return paper
+    if preset == "paper":
+        raise ValueError(
+            "the paper's classes (goldfish n01443537, pug n02110958, airliner n02690373, cliff "
+            f"n09246464) are ImageNet classes; this model's are {', '.join(names[:10])} ...; "
+            "name classes with --classes or use --class-preset first"
+        )
+    return names[: min(4, len(names))]
 
 
 def _select(
@@ -292,8 +360,6 @@ def collect_excitations(
     ``max_per_class`` keeps at most that many images of each class (the paper uses 50 per class);
     iteration stops once every class is full.
     """
-    from tqdm.auto import tqdm
-
     was_training = model.training
     model.eval().to(device)
     taken = np.zeros(num_classes, dtype=np.int64)

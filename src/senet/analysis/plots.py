@@ -32,15 +32,24 @@ def _save(fig, path: str | Path) -> Path:
     return out
 
 
-def channel_indices(channels: int, n: int, mode: str = "first") -> np.ndarray:
-    """The channels a figure shows: the first ``n`` or ``n`` uniformly spaced (the paper samples 50)."""
+def channel_indices(channels: int, n: int, mode: str = "uniform", seed: int = 0) -> np.ndarray:
+    """The ``n`` channels a figure shows (all of them when there are at most ``n``).
+
+    ``uniform`` (default, the paper's "uniformly sampled" read as evenly spaced and deterministic):
+    ``round(linspace(0, C − 1, n))``; ``random``: ``n`` distinct channels drawn with ``seed``,
+    sorted; ``first``: channels 0 … n − 1.
+    """
     if n >= channels:
         return np.arange(channels)
+    if mode == "uniform":
+        return np.linspace(0, channels - 1, n).round().astype(int)
+    if mode == "random":
+        return np.sort(np.random.default_rng(seed).choice(channels, n, replace=False))
     if mode == "first":
         return np.arange(n)
-    if mode == "uniform":
-        return np.unique(np.linspace(0, channels - 1, n).round().astype(int))
-    raise ValueError(f"channel selection {mode!r} is not supported; choose first or uniform")
+    raise ValueError(
+        f"channel selection {mode!r} is not supported; choose uniform, random or first"
+    )
 
 
 def _class_ids(
@@ -80,14 +89,15 @@ def plot_class_means(
     blocks: Sequence[str],
     classes: Sequence[str | int] | None = None,
     n_channels: int = 50,
-    channel_mode: str = "first",
+    channel_mode: str = "uniform",
+    channel_seed: int = 0,
 ) -> Path:
     """Fig. 6: per block, mean excitation of the chosen channels for several classes and for all."""
     ids = _class_ids(stats, classes)
     labels = stats.classes or [str(i) for i in range(stats.num_classes)]
     fig, axes = _grid(len(blocks))
     for ax, name in zip(axes, blocks):
-        ch = channel_indices(stats.sums[name].shape[1], n_channels, channel_mode)
+        ch = channel_indices(stats.sums[name].shape[1], n_channels, channel_mode, channel_seed)
         mean = stats.class_mean(name)
         for k in ids:
             ax.plot(np.arange(len(ch)), mean[k, ch], lw=1, label=labels[k])
@@ -106,14 +116,15 @@ def plot_class_spread(
     blocks: Sequence[str],
     cls: str | int,
     n_channels: int = 50,
-    channel_mode: str = "first",
+    channel_mode: str = "uniform",
+    channel_seed: int = 0,
 ) -> Path:
     """Fig. 7: per block, mean ± std of the excitation within one class."""
     (k,) = _class_ids(stats, [cls])
     label = (stats.classes or [str(i) for i in range(stats.num_classes)])[k]
     fig, axes = _grid(len(blocks))
     for ax, name in zip(axes, blocks):
-        ch = channel_indices(stats.sums[name].shape[1], n_channels, channel_mode)
+        ch = channel_indices(stats.sums[name].shape[1], n_channels, channel_mode, channel_seed)
         x = np.arange(len(ch))
         m, s = stats.class_mean(name)[k, ch], stats.class_std(name)[k, ch]
         ax.plot(x, m, lw=1)
@@ -154,8 +165,13 @@ def plot_error_vs_params(
         ax.errorbar(
             r["params"] / 1e6, r["top1_err"], yerr=r.get("top1_err_std") or 0.0, fmt="o", capsize=3
         )
-        ax.annotate(r["variant"], (r["params"] / 1e6, r["top1_err"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+        ax.annotate(
+            r["variant"],
+            (r["params"] / 1e6, r["top1_err"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.set_xlabel("parameters (M)")
     ax.set_ylabel("top-1 error (%)")
     ax.set_title(title)

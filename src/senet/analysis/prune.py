@@ -25,6 +25,7 @@ the base network, applies the plan and loads the weights.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,8 +38,11 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
+from tqdm.auto import tqdm
 
 from senet.analysis.excitations import ExcitationStats, paper_block_name
+from senet.complexity import count
+from senet.factory import create_model
 from senet.layers.se import SqueezeExcitation
 from senet.models.blocks import BasicBlock, Bottleneck
 from senet.utils.io import atomic_write
@@ -205,9 +209,15 @@ def _slice_conv(
     if in_idx is not None:
         w = w[:, in_idx]
     new = nn.Conv2d(
-        w.shape[1] * conv.groups, w.shape[0], conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, bias=b is not None,
-    )  # fmt: skip
+        w.shape[1] * conv.groups,
+        w.shape[0],
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=b is not None,
+    )
     new.weight = nn.Parameter(w.clone())
     if b is not None:
         new.bias = nn.Parameter(b.clone())
@@ -323,7 +333,6 @@ def amount_for_budget(
         raise ValueError(f"metric={metric!r} is not supported; choose params or macs")
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"budget fraction {fraction} must be in (0, 1)")
-    import copy
 
     groups = prunable_groups(model, target)
     scores = {
@@ -401,7 +410,6 @@ def is_pruned_checkpoint(path: str | Path) -> bool:
 
 def load_pruned(path: str | Path) -> nn.Module:
     """Rebuild a model saved by ``save_pruned``: base network from the registry, plan, weights."""
-    from senet.factory import create_model
 
     path = Path(path)
     if not path.is_file():
@@ -428,7 +436,6 @@ def load_pruned(path: str | Path) -> nn.Module:
 # --------------------------------------------------------------------------------------------
 def complexity(model: nn.Module, input_size: int) -> dict[str, int]:
     """Params and conv/FC MACs per image (``senet.complexity.count``)."""
-    from senet.complexity import count
 
     c = count(model, input_size)
     return {"params": c.params, "macs": c.macs}
@@ -467,7 +474,6 @@ def finetune(
     progress: bool | None = None,
 ) -> nn.Module:
     """A short SGD fine-tune of a pruned model (cosine lr over all steps)."""
-    from tqdm.auto import tqdm
 
     model.train().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)

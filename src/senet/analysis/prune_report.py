@@ -52,9 +52,14 @@ def compare_rankings(
         f"unpruned: {base['params']:,} params, {base['macs'] / 1e6:.2f} MMACs, top-1 {before['top1']:.2f}%"
     )
     report: dict[str, Any] = {
-        "amount": amount, "target": target, "input_size": input_size, "finetune_epochs": finetune_epochs,
-        "finetune_lr": finetune_lr, "unpruned": {**base, **before}, "pruned": {},
-    }  # fmt: skip
+        "amount": amount,
+        "target": target,
+        "input_size": input_size,
+        "finetune_epochs": finetune_epochs,
+        "finetune_lr": finetune_lr,
+        "unpruned": {**base, **before},
+        "pruned": {},
+    }
     for ranking in rankings:
         torch.manual_seed(seed)
         pruned, _ = prune_model(copy.deepcopy(model), amount, ranking, target, stats, seed)
@@ -68,8 +73,9 @@ def compare_rankings(
             finetune(pruned, train_batches(), finetune_epochs, finetune_lr)
             res["finetuned"] = evaluate(pruned, eval_batches)
         if out is not None:
-            res["checkpoint"] = str(save_pruned(pruned, Path(out) / f"pruned_{ranking}.safetensors",
-                                                {"source": f"senet prune ({ranking}, amount {amount})"}))  # fmt: skip
+            source = {"source": f"senet prune ({ranking}, amount {amount})"}
+            path = save_pruned(pruned, Path(out) / f"pruned_{ranking}.safetensors", source)
+            res["checkpoint"] = str(path)
         report["pruned"][ranking] = res
         ft = f", fine-tuned {res['finetuned']['top1']:.2f}%" if "finetuned" in res else ""
         log(

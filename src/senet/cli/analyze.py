@@ -54,9 +54,15 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--recipe", default="cifar", help="training recipe (`senet recipes`; default cifar)"
     )
-    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
-                   help="option to sweep, repeatable: reduction=2,4,8,16,32 gate=sigmoid,tanh,relu squeeze=avg,max "
-                   "integration=standard,pre,post,identity,3x3 se_stages=1,2,3,1+2+3 se_bias=true,false")  # fmt: skip
+    p.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="SE option to sweep, repeatable: reduction=2,4,8,16,32 gate=sigmoid,tanh,relu "
+        "squeeze=avg,max integration=standard,pre,post,identity,3x3 se_stages=1,2,3,1+2+3 "
+        "se_bias=true,false",
+    )
     p.add_argument("--baseline", action="store_true", help="add the plain network (no SE)")
     p.add_argument(
         "--nosqueeze", action="store_true", help="add NoSqueeze (squeeze=none, Table 16)"
@@ -72,11 +78,25 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch threads per run")
     p.add_argument("--workers", type=int, help="data-loader workers per run")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (one run per worker process)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other TrainConfig option for every run, e.g. --set lr=0.05 --set label_smoothing=0.1")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other TrainConfig option for every run, e.g. --set lr=0.05 --set label_smoothing=0.1",
+    )
     add_model_options_argument(p)
-    p.add_argument("--stale-after", type=float, default=600.0,
-                   help="seconds without heartbeat after which another worker's claim is taken over")  # fmt: skip
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=600.0,
+        help="seconds without heartbeat after which another worker's claim is taken over",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="train again the runs that failed before (their failed.json); default: skip them",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="list the runs and their state; train nothing"
     )
@@ -89,7 +109,8 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from senet.analysis import ablate as ab
+    from senet.analysis import ablation as ab
+    from senet.train import get_recipe
 
     if args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds} must be ≥ 1")
@@ -118,11 +139,8 @@ def run_ablate(args: argparse.Namespace) -> int:
         overrides["model_options"] = model_options
     overrides.setdefault("progress", False)
     overrides.setdefault("tensorboard", False)
-    from senet.train import get_recipe
-
-    get_recipe(
-        args.recipe, **{k: v for k, v in overrides.items() if k != "model_options"}
-    )  # validate early
+    # validate the recipe and the overrides before building any variant
+    get_recipe(args.recipe, **{k: v for k, v in overrides.items() if k != "model_options"})
     vary = ab.parse_vary(args.vary)
     variants = ab.build_variants(args.model, vary, args.baseline, args.nosqueeze, model_options)
     grid = ab.AblationGrid(
@@ -130,14 +148,7 @@ def run_ablate(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         for run in grid.runs():
-            state = (
-                "finished"
-                if ab.is_finished(grid.run_dir(run))
-                else "failed"
-                if ab.failure(grid.run_dir(run))
-                else "todo"
-            )
-            print(f"{run.run_id:40s} {state}")
+            print(f"{run.run_id:40s} {ab.run_state(grid.run_dir(run))}")
         return 0
     if not args.table_only:
         counts = ab.run_grid(grid, stale_after=args.stale_after, retry_failed=args.retry_failed)
@@ -168,13 +179,36 @@ def _register_analyze(subparsers: argparse._SubParsersAction) -> None:
         "--per-class", type=int, default=50, help="images per class (the paper: 50; 0 = all)"
     )
     e.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="decode the images into memory first (default: stream image folders from disk; "
+        "archives, CIFAR and digits are always in memory)",
+    )
+    e.add_argument("--workers", type=int, default=2, help="data-loader processes (streaming)")
+    e.add_argument(
         "--blocks", nargs="+", help="blocks to plot (default: last of each stage + the last stage)"
     )
     e.add_argument(
-        "--classes", nargs="+", help="classes to plot (names or indices; default: the first 4)"
+        "--classes",
+        nargs="+",
+        help="classes to plot: names, ImageNet wnids or indices (default: --class-preset)",
+    )
+    e.add_argument(
+        "--class-preset",
+        choices=("auto", "paper", "first"),
+        default="auto",
+        help="paper: goldfish, pug, plane, cliff (ImageNet models); first: the first 4 classes; "
+        "auto (default): paper where the classes are ImageNet's, else first",
     )
     e.add_argument("--channels", type=int, default=50, help="channels per plot (default 50)")
-    e.add_argument("--channel-mode", choices=("first", "uniform"), default="first")
+    e.add_argument(
+        "--channel-mode",
+        choices=("uniform", "random", "first"),
+        default="uniform",
+        help="uniform (default): evenly spaced, as the paper samples 50 channels; random: a "
+        "seeded sample (--channel-seed); first: channels 0..N-1",
+    )
+    e.add_argument("--channel-seed", type=int, default=0, help="seed of --channel-mode random")
     e.add_argument("--out", required=True, help="output directory")
     e.set_defaults(func=run_excitations)
     p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])
@@ -187,11 +221,36 @@ def _load(path: str) -> Any:
     return load_pruned(path) if is_pruned_checkpoint(path) else load_model(path)
 
 
-def _dataset(args: argparse.Namespace, meta: dict, split: str, subset: int | None) -> Any:
+def _eval_sizes(model: Any, meta: dict) -> tuple[int | None, int | None]:
+    """(crop, resize) for evaluation: the checkpoint's, else the registry's for its network."""
+    from senet.models.registry import get_entry
+
+    size, resize = meta.get("input_size"), meta.get("resize", meta.get("eval_resize"))
+    name = getattr(model, "model_name", None)
+    if name is None:
+        return size, resize
+    crop, default_resize = get_entry(name).eval_sizes(size)
+    return crop, resize or default_resize
+
+
+def _dataset(
+    args: argparse.Namespace,
+    meta: dict,
+    split: str,
+    subset: int | None,
+    stream: bool = False,
+    input_size: int | None = None,
+) -> Any:
     from senet.data import build_dataset
 
-    data = build_dataset(args.dataset, args.data_dir, split, in_memory=True,
-                         input_size=meta.get("input_size"), subset=subset)  # fmt: skip
+    data = build_dataset(
+        args.dataset,
+        args.data_dir,
+        split,
+        in_memory=not stream,
+        input_size=input_size if input_size is not None else meta.get("input_size"),
+        subset=subset,
+    )
     classes = meta.get("classes")
     if classes and list(classes) != list(data.classes):
         raise ValueError(
@@ -201,69 +260,69 @@ def _dataset(args: argparse.Namespace, meta: dict, split: str, subset: int | Non
     return data
 
 
-def _batches(args: argparse.Namespace, meta: dict, data: Any, train: bool = False) -> Any:
+def _batches(
+    args: argparse.Namespace,
+    meta: dict,
+    data: Any,
+    train: bool = False,
+    sizes: tuple[int | None, int | None] | None = None,
+    workers: int = 0,
+) -> Any:
     from senet.data import build_loader
 
+    size, resize = sizes or (meta.get("input_size"), meta.get("resize", meta.get("eval_resize")))
     return build_loader(
-        data, args.batch_size, train=train, augment="crop_flip" if train else "none",
-        input_size=meta.get("input_size"), eval_resize=meta.get("resize", meta.get("eval_resize")),
-        mean=meta.get("mean"), std=meta.get("std"), workers=0,
-    )  # fmt: skip
+        data,
+        args.batch_size,
+        train=train,
+        augment="crop_flip" if train else "none",
+        input_size=size,
+        eval_resize=resize,
+        mean=meta.get("mean"),
+        std=meta.get("std"),
+        workers=workers,
+    )
+
+
+def _streams(args: argparse.Namespace) -> bool:
+    """Whether the images are read from files batch by batch (memory flat in their number)."""
+    archive = str(args.data_dir or "").endswith((".tar", ".tar.gz", ".tgz"))
+    return args.dataset == "imagefolder" and not archive and not args.in_memory
 
 
 def run_excitations(args: argparse.Namespace) -> int:
     import torch
 
     from senet.analysis import excitations as ex
-    from senet.analysis import plots
+    from senet.analysis.excitation_report import write_excitation_report
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.per_class < 0 or args.channels < 1:
+        raise ValueError("--per-class must be ≥ 0 (0 = all images) and --channels ≥ 1")
     model = _load(args.checkpoint)
     meta = getattr(model, "checkpoint_metadata", {}) or {}
     num_classes = int(meta.get("num_classes") or model.num_classes)
     subset = args.per_class * num_classes if args.per_class > 0 else None
-    data = _dataset(args, meta, args.split, subset)
-    classes = list(meta.get("classes") or data.classes)
-    stats = ex.collect_excitations(model, _batches(args, meta, data), num_classes, classes=classes)
-    out = Path(args.out)
-    stats.save(out / "excitations.npz")
-    blocks = args.blocks or ex.default_blocks(stats.blocks)
-    shown = args.classes or classes[: min(4, len(classes))]
-    files = [
-        plots.plot_class_means(
-            stats, out / "fig6_class_means.png", blocks, shown, args.channels, args.channel_mode
-        ),
-        plots.plot_specificity(stats, out / "specificity.png"),
-    ]
-    for c in shown[:2]:
-        files.append(
-            plots.plot_class_spread(
-                stats, out / f"fig7_{c}.png", blocks, c, args.channels, args.channel_mode
-            )
-        )
-    summary = {
-        "checkpoint": str(args.checkpoint), "split": args.split, "images_per_class": stats.counts[stats.names[0]].tolist(),
-        "blocks": [{"name": b.name, "path": b.path, "channels": b.channels, **stats.specificity(b.name)} for b in stats.blocks],
-    }  # fmt: skip
-    from senet.utils.io import atomic_write_json, atomic_write_text
-
-    atomic_write_json(out / "specificity.json", summary)
-    lines = [
-        "| block | module | channels | mean excitation | std | between-class var | η² |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for b in summary["blocks"]:
-        lines.append(
-            f"| {b['name']} | {b['path']} | {b['channels']} | {b['mean']:.3f} | {b['std']:.3f} | "
-            f"{b['between_class_var']:.2e} | {b['eta2']:.3f} |"
-        )
-    atomic_write_text(out / "specificity.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(
-        "wrote "
-        + ", ".join(str(p) for p in [out / "excitations.npz", *files, out / "specificity.md"])
+    stream = _streams(args)
+    sizes = _eval_sizes(model, meta)
+    data = _dataset(args, meta, args.split, subset, stream, sizes[0] if stream else None)
+    classes = [str(c) for c in (meta.get("classes") or data.classes)]
+    shown = ex.choose_classes(classes, args.classes, args.class_preset)  # fail before the work
+    batches = _batches(args, meta, data, sizes=sizes, workers=args.workers if stream else 0)
+    stats = ex.collect_excitations(model, batches, num_classes, classes=classes)
+    report = write_excitation_report(
+        stats,
+        args.out,
+        blocks=args.blocks or ex.default_blocks(stats.blocks),
+        classes=shown,
+        n_channels=args.channels,
+        channel_mode=args.channel_mode,
+        channel_seed=args.channel_seed,
+        source={"checkpoint": str(args.checkpoint), "split": args.split},
     )
+    print(report["specificity.md"].read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in report.values()))
     return 0
 
 
@@ -280,11 +339,18 @@ def _register_prune(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--amount", type=float, default=0.25, help="fraction of each group's channels to remove"
     )
-    p.add_argument("--budget", type=float,
-                   help="instead of --amount: remove at least this fraction of the model's params (or --budget-of macs)")  # fmt: skip
+    p.add_argument(
+        "--budget",
+        type=float,
+        help="instead of --amount: remove at least this fraction of the model's params (or --budget-of macs)",
+    )
     p.add_argument("--budget-of", choices=("params", "macs"), default="params")
-    p.add_argument("--target", choices=("output", "inner"), default="output",
-                   help="output: branch output gated by a standard SE; inner: a block's inner width (SE at 3x3)")  # fmt: skip
+    p.add_argument(
+        "--target",
+        choices=("output", "inner"),
+        default="output",
+        help="output: branch output gated by a standard SE; inner: a block's inner width (SE at 3x3)",
+    )
     p.add_argument(
         "--rankings", default="excitation,l1,random", help="comma list of excitation, l1, random"
     )
@@ -354,11 +420,24 @@ def run_prune(args: argparse.Namespace) -> int:
         from senet.analysis.prune import amount_for_budget
 
         amount, achieved = amount_for_budget(model, args.budget, args.budget_of, args.target, size)
-        print(f"--budget {args.budget} of {args.budget_of}: cutting {100 * amount:.1f}% of each group's "
-              f"channels removes {100 * achieved:.1f}%", file=sys.stderr)  # fmt: skip
+        print(
+            f"--budget {args.budget} of {args.budget_of}: cutting {100 * amount:.1f}% of each group's "
+            f"channels removes {100 * achieved:.1f}%",
+            file=sys.stderr,
+        )
     compare_rankings(
-        model, rankings, amount, args.target, eval_batches, size, stats, train_batches,
-        args.finetune_epochs, args.finetune_lr, args.out, args.seed,
-    )  # fmt: skip
+        model,
+        rankings,
+        amount,
+        args.target,
+        eval_batches,
+        size,
+        stats=stats,
+        train_batches=train_batches,
+        finetune_epochs=args.finetune_epochs,
+        finetune_lr=args.finetune_lr,
+        out=args.out,
+        seed=args.seed,
+    )
     print(f"wrote {Path(args.out) / 'prune_report.md'}")
     return 0

@@ -16,9 +16,10 @@ that leaves no hidden channel is an error rather than a silent change of the net
 
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass, replace
-from typing import Literal, get_args
+from dataclasses import dataclass, fields, replace
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 from torch import nn
@@ -75,6 +76,11 @@ def se_hidden_channels(
 class SEConfig:
     """Options of an SE block, shared by every SE network (``create_model(..., reduction=8)``).
 
+    The one list of the SE options: a network takes them under the public names of ``OPTIONS``
+    (``se_bias=False``), a block under the field names (``bias=False``); ``from_options`` maps the
+    first to the second. ``se_stages`` (which stages get SE blocks) is a network option, not a
+    block's: ``senet.models.registry.SE_OPTIONS`` is this list plus ``se_stages``.
+
     ``bias``: the paper's ablations (Sec. 6) drop the FC biases; the released Caffe models and
     their PyTorch conversions keep them, so ``True`` is the default.
     ``integration`` says where a residual block puts its SE block (Fig. 5, Table 14–15); it is
@@ -89,20 +95,68 @@ class SEConfig:
     min_channels: int | None = None
     integration: Integration = "standard"
 
+    #: public option name (``create_model(name, se_bias=False)``) → field
+    OPTIONS: ClassVar[dict[str, str]] = {
+        "reduction": "reduction",
+        "squeeze": "squeeze",
+        "gate": "gate",
+        "se_bias": "bias",
+        "se_divisor": "divisor",
+        "se_min_channels": "min_channels",
+        "integration": "integration",
+    }
+
     def __post_init__(self) -> None:
         _check_choice("squeeze", self.squeeze, SQUEEZE_OPS)
         _check_choice("gate", self.gate, GATES)
         _check_choice("integration", self.integration, INTEGRATIONS)
         if not isinstance(self.bias, bool):
             raise ValueError(f"se_bias={self.bias!r} must be True or False")
+        if isinstance(self.reduction, bool) or not isinstance(self.reduction, int | float):
+            raise ValueError(f"reduction={self.reduction!r} must be a number ≥ 1 (the paper: 16)")
+        if not _is_int(self.divisor):
+            raise ValueError(f"se_divisor={self.divisor!r} must be an integer ≥ 1 (timm uses 8)")
+        if self.min_channels is not None and not _is_int(self.min_channels):
+            raise ValueError(f"se_min_channels={self.min_channels!r} must be an integer or None")
         # validates reduction/divisor/min_channels once, at construction
         se_hidden_channels(max(1, math.ceil(self.reduction)), self.reduction, self.divisor, 1)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> SEConfig:
+        """The config of a network's public SE options (``reduction=8, se_bias=False``)."""
+        return cls(**_renamed(options, cls.OPTIONS, "SE option"))
+
+    @classmethod
+    def from_fields(cls, **values: Any) -> SEConfig:
+        """The config of field values (``reduction=8, bias=False``), unknown names refused."""
+        names = {f.name: f.name for f in fields(cls)}
+        return cls(**_renamed(values, names, "SqueezeExcitation option"))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Each public option's default (``{"reduction": 16, ..., "se_bias": True, ...}``)."""
+        default = {f.name: f.default for f in fields(cls)}
+        return {option: default[name] for option, name in cls.OPTIONS.items()}
 
     def hidden(self, channels: int) -> int:
         return se_hidden_channels(channels, self.reduction, self.divisor, self.min_channels)
 
     def replace(self, **changes: object) -> SEConfig:
         return replace(self, **changes)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _renamed(values: dict[str, Any], names: dict[str, str], what: str) -> dict[str, Any]:
+    """``values`` with keys renamed by ``names``; an unknown key raises with the close names."""
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, list(names), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ValueError(f"unknown {what} {key!r}; {hint}the options are {', '.join(names)}")
+    return {names[k]: v for k, v in values.items()}
 
 
 class SqueezeExcitation(nn.Module):
@@ -118,34 +172,23 @@ class SqueezeExcitation(nn.Module):
     or by ``excitation(x)`` for NoSqueeze, and both pass ``s`` through ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing the model.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        bias: bool = True,
-        divisor: int = 1,
-        min_channels: int | None = None,
-    ) -> None:
+    def __init__(self, channels: int, reduction: float = 16, **options: Any) -> None:
+        """``options``: the other ``SEConfig`` fields (squeeze, gate, bias, divisor, min_channels)."""
         super().__init__()
-        _check_choice("squeeze", squeeze, SQUEEZE_OPS)
-        _check_choice("gate", gate, GATES)
+        cfg = SEConfig.from_fields(reduction=reduction, **options)
         self.channels = channels
-        self.hidden = se_hidden_channels(channels, reduction, divisor, min_channels)
-        self.reduction = reduction
-        self.squeeze = squeeze
-        self.gate = gate
-        self.fc1 = nn.Conv2d(channels, self.hidden, 1, bias=bias)
-        self.fc2 = nn.Conv2d(self.hidden, channels, 1, bias=bias)
+        self.hidden = cfg.hidden(channels)
+        self.reduction = cfg.reduction
+        self.squeeze = cfg.squeeze
+        self.gate = cfg.gate
+        self.fc1 = nn.Conv2d(channels, self.hidden, 1, bias=cfg.bias)
+        self.fc2 = nn.Conv2d(self.hidden, channels, 1, bias=cfg.bias)
         # Hook point: forward hooks on ``gate_out`` see the excitation s (analysis, Figs. 6–7).
         self.gate_out = nn.Identity()
 
     @classmethod
     def from_config(cls, channels: int, cfg: SEConfig) -> SqueezeExcitation:
-        return cls(
-            channels, cfg.reduction, cfg.squeeze, cfg.gate, cfg.bias, cfg.divisor, cfg.min_channels
-        )
+        return cls(channels, **{f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
     def excitation(self, x: torch.Tensor) -> torch.Tensor:
         """The gate ``s`` for input ``x``: N×C×1×1, or N×C×H×W for NoSqueeze."""

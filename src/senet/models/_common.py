@@ -3,17 +3,13 @@
 ``ConvBNAct`` is the conv → BN → ReLU unit every one of them is made of (keys ``conv``/``bn``, the
 layout timm's ``ConvNormAct`` uses, so its weights map by name). ``ClassifierModel`` is the uniform
 model interface of docs/ARCHITECTURE.md for networks whose head is global pooling + one FC layer.
-``se_config`` and ``check_se_stages`` validate the SE options once, at construction.
+``check_se_stages`` validates a network's ``se_stages`` option once, at construction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import torch
 from torch import nn
-
-from senet.layers.se import Gate, Integration, SEConfig, Squeeze
 
 
 class ConvBNAct(nn.Module):
@@ -39,34 +35,25 @@ class ConvBNAct(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-def se_config(
-    reduction: float = 16,
-    squeeze: Squeeze = "avg",
-    gate: Gate = "sigmoid",
-    se_bias: bool = True,
-    se_divisor: int = 1,
-    se_min_channels: int | None = None,
-    integration: Integration = "standard",
-) -> SEConfig:
-    """The ``SEConfig`` of a network's public SE options (validated by ``SEConfig``)."""
-    return SEConfig(
-        reduction=reduction, squeeze=squeeze, gate=gate, bias=se_bias, divisor=se_divisor,
-        min_channels=se_min_channels, integration=integration,
-    )  # fmt: skip
-
-
-def check_se_stages(se_stages: Sequence[int] | None, num_stages: int) -> tuple[int, ...]:
-    """``se_stages`` as a tuple (default: every stage), or a clear error naming the valid stages."""
+def check_se_stages(se_stages: object, num_stages: int) -> tuple[int, ...]:
+    """``se_stages`` (a stage, a list/tuple of stages, or None: every stage) as a tuple, or a clear
+    error naming the valid stages."""
     stages = tuple(range(1, num_stages + 1))
     if se_stages is None:
         return stages
-    if isinstance(se_stages, int):
-        se_stages = (se_stages,)
-    chosen = tuple(se_stages)
-    bad = [s for s in chosen if s not in stages]
-    if bad:
+    chosen = (se_stages,) if isinstance(se_stages, int) else se_stages
+    if isinstance(chosen, str) or not isinstance(chosen, tuple | list):
         raise ValueError(
-            f"se_stages={chosen} names stage(s) {bad}; this network has stages {stages}"
+            f"se_stages={se_stages!r} must be a stage number or a list of them "
+            f"(e.g. se_stages=1,2 on the command line); this network has stages {stages}"
+        )
+    chosen = tuple(chosen)
+    bad = [s for s in chosen if isinstance(s, bool) or s not in stages]
+    if bad:
+        numbers = all(isinstance(s, int) for s in bad)
+        hint = "" if numbers else " (give stage numbers: se_stages=1,2 on the command line)"
+        raise ValueError(
+            f"se_stages={chosen} names stage(s) {bad}; this network has stages {stages}{hint}"
         )
     return chosen
 
@@ -123,33 +110,3 @@ class ClassifierModel(nn.Module):
         """Replace the classifier with a freshly initialised one (0 removes it)."""
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-
-def make_builders(
-    build: Callable[[int, int, SEConfig | None, tuple[int, ...] | None, float], nn.Module],
-    default_drop_rate: float = 0.0,
-) -> tuple[Callable[..., nn.Module], Callable[..., nn.Module]]:
-    """The plain and SE builders of a family built as ``build(num_classes, in_chans, se,
-    se_stages, drop_rate)``; their signatures are the public option lists of the registry."""
-
-    def build_plain(
-        num_classes: int = 1000, in_chans: int = 3, drop_rate: float = default_drop_rate
-    ) -> nn.Module:
-        return build(num_classes, in_chans, None, None, drop_rate)
-
-    def build_se(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = default_drop_rate,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        se_bias: bool = True,
-        se_divisor: int = 1,
-        se_min_channels: int | None = None,
-        se_stages: tuple[int, ...] | None = None,
-    ) -> nn.Module:
-        cfg = se_config(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels)
-        return build(num_classes, in_chans, cfg, se_stages, drop_rate)
-
-    return build_plain, build_se

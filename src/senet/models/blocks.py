@@ -40,6 +40,15 @@ def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1, stride, bias=False)
 
 
+def check_ungrouped(block: str, groups: int, base_width: int) -> None:
+    """Blocks without a grouped 3×3 convolution refuse ResNeXt's options (as torchvision's do)."""
+    if groups != 1 or base_width != 64:
+        raise ValueError(
+            f"{block} supports only groups=1 and base_width=64 (got groups={groups}, "
+            f"base_width={base_width}); grouped ResNeXt networks use the Bottleneck block"
+        )
+
+
 class ZeroPadShortcut(nn.Module):
     """CIFAR ResNet's option-A shortcut (He et al. 2016, Sec. 4.2): subsample and zero-pad channels."""
 
@@ -92,9 +101,11 @@ class BasicBlock(ResidualBlock):
         stride: int = 1,
         downsample: nn.Module | None = None,
         se: SEConfig | None = None,
-        **_: object,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        check_ungrouped(type(self).__name__, groups, base_width)
         self.conv1 = conv3x3(cin, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
@@ -195,9 +206,11 @@ class PreActBasicBlock(ResidualBlock):
         stride: int = 1,
         downsample: nn.Module | None = None,
         se: SEConfig | None = None,
-        **_: object,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        check_ungrouped(type(self).__name__, groups, base_width)
         self.bn1 = nn.BatchNorm2d(cin)
         self.conv1 = conv3x3(cin, planes, stride)
         self.bn2 = nn.BatchNorm2d(planes)
@@ -229,9 +242,11 @@ class PreActBottleneck(ResidualBlock):
         stride: int = 1,
         downsample: nn.Module | None = None,
         se: SEConfig | None = None,
-        **_: object,
+        groups: int = 1,
+        base_width: int = 64,
     ) -> None:
         super().__init__()
+        check_ungrouped(type(self).__name__, groups, base_width)
         cout = planes * self.expansion
         self.bn1 = nn.BatchNorm2d(cin)
         self.conv1 = conv1x1(cin, planes)

@@ -24,14 +24,8 @@ import torch
 from torch import nn
 
 from senet.layers.se import SEConfig, SqueezeExcitation
-from senet.models._common import (
-    ClassifierModel,
-    ConvBNAct,
-    check_se_stages,
-    init_weights,
-    make_builders,
-)
-from senet.models.registry import ModelEntry, PaperRef, register_model
+from senet.models._common import ClassifierModel, ConvBNAct, check_se_stages, init_weights
+from senet.models.registry import NO_INTEGRATION, PaperRef, register_pair
 
 
 @dataclass(frozen=True)
@@ -111,7 +105,7 @@ class BNInception(ClassifierModel):
         num_classes: int = 1000,
         in_chans: int = 3,
         se: SEConfig | None = None,
-        se_stages: tuple[int, ...] | None = None,
+        se_stages: int | tuple[int, ...] | None = None,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
@@ -146,17 +140,18 @@ class BNInception(ClassifierModel):
         return self.blocks(self.stem(x))
 
 
-_BUILDERS = make_builders(BNInception)
-
-
 def _register() -> None:
-    kw = {"family": "inception", "input_size": 224, "num_classes": 1000}
-    plain = PaperRef(2.03, None, 25.38, 7.89, "Table 2")
-    se = PaperRef(2.04, None, 24.23, 7.14, "Table 2")
-    register_model(ModelEntry("bn_inception", _BUILDERS[0], has_se=False, paper=plain,
-                              description="BN-Inception (Inception-v2), SE release layout", **kw))  # fmt: skip
-    register_model(ModelEntry("se_bn_inception", _BUILDERS[1], has_se=True, baseline="bn_inception",
-                              paper=se, description="SE-BN-Inception: SE on each Inception module (Fig. 2)", **kw))  # fmt: skip
+    register_pair(
+        "bn_inception",
+        "se_bn_inception",
+        BNInception,
+        plain_paper=PaperRef(2.03, None, 25.38, 7.89, "Table 2"),
+        se_paper=PaperRef(2.04, None, 24.23, 7.14, "Table 2"),
+        description="BN-Inception (Inception-v2), SE release layout",
+        se_description="SE-BN-Inception: SE on each Inception module (Fig. 2)",
+        se_options=NO_INTEGRATION,
+        family="inception",
+    )
 
 
 _register()

@@ -22,15 +22,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from senet.layers.se import Gate, Integration, SEConfig, Squeeze, SqueezeExcitation
-from senet.models._common import (
-    ClassifierModel,
-    ConvBNAct,
-    check_se_stages,
-    init_weights,
-    se_config,
-)
-from senet.models.registry import ModelEntry, PaperRef, register_model
+from senet.layers.se import SEConfig, SqueezeExcitation
+from senet.models._common import ClassifierModel, ConvBNAct, check_se_stages, init_weights
+from senet.models.registry import PaperRef, register_pair
 
 Conv = partial(ConvBNAct, eps=1e-3)  # TF-slim's BN epsilon
 INTEGRATIONS_IRV2 = ("standard", "pre", "post", "identity")
@@ -110,29 +104,35 @@ def block8(se: SEConfig | None, scale: float = 0.20, relu: bool = True) -> Incep
 
 
 def mixed_5b() -> InceptionConcat:
-    return InceptionConcat([
-        _seq(Conv(192, 96)),
-        _seq(Conv(192, 48), Conv(48, 64, 5, 1, 2)),
-        _seq(Conv(192, 64), Conv(64, 96, 3, 1, 1), Conv(96, 96, 3, 1, 1)),
-        _seq(nn.AvgPool2d(3, 1, 1, count_include_pad=False), Conv(192, 64)),
-    ])  # fmt: skip
+    return InceptionConcat(
+        [
+            _seq(Conv(192, 96)),
+            _seq(Conv(192, 48), Conv(48, 64, 5, 1, 2)),
+            _seq(Conv(192, 64), Conv(64, 96, 3, 1, 1), Conv(96, 96, 3, 1, 1)),
+            _seq(nn.AvgPool2d(3, 1, 1, count_include_pad=False), Conv(192, 64)),
+        ]
+    )
 
 
 def reduction_a() -> InceptionConcat:
-    return InceptionConcat([
-        _seq(Conv(320, 384, 3, 2)),
-        _seq(Conv(320, 256), Conv(256, 256, 3, 1, 1), Conv(256, 384, 3, 2)),
-        _seq(nn.MaxPool2d(3, 2)),
-    ])  # fmt: skip
+    return InceptionConcat(
+        [
+            _seq(Conv(320, 384, 3, 2)),
+            _seq(Conv(320, 256), Conv(256, 256, 3, 1, 1), Conv(256, 384, 3, 2)),
+            _seq(nn.MaxPool2d(3, 2)),
+        ]
+    )
 
 
 def reduction_b() -> InceptionConcat:
-    return InceptionConcat([
-        _seq(Conv(1088, 256), Conv(256, 384, 3, 2)),
-        _seq(Conv(1088, 256), Conv(256, 288, 3, 2)),
-        _seq(Conv(1088, 256), Conv(256, 288, 3, 1, 1), Conv(288, 320, 3, 2)),
-        _seq(nn.MaxPool2d(3, 2)),
-    ])  # fmt: skip
+    return InceptionConcat(
+        [
+            _seq(Conv(1088, 256), Conv(256, 384, 3, 2)),
+            _seq(Conv(1088, 256), Conv(256, 288, 3, 2)),
+            _seq(Conv(1088, 256), Conv(256, 288, 3, 1, 1), Conv(288, 320, 3, 2)),
+            _seq(nn.MaxPool2d(3, 2)),
+        ]
+    )
 
 
 class InceptionResNetV2(ClassifierModel):
@@ -143,7 +143,7 @@ class InceptionResNetV2(ClassifierModel):
         num_classes: int = 1000,
         in_chans: int = 3,
         se: SEConfig | None = None,
-        se_stages: tuple[int, ...] | None = None,
+        se_stages: int | tuple[int, ...] | None = None,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
@@ -155,9 +155,14 @@ class InceptionResNetV2(ClassifierModel):
             )
         se1, se2, se3 = (se if i in se_stages else None for i in (1, 2, 3))
         self.stem = nn.Sequential(
-            Conv(in_chans, 32, 3, 2), Conv(32, 32, 3), Conv(32, 64, 3, 1, 1), nn.MaxPool2d(3, 2),
-            Conv(64, 80), Conv(80, 192, 3), nn.MaxPool2d(3, 2),
-        )  # fmt: skip
+            Conv(in_chans, 32, 3, 2),
+            Conv(32, 32, 3),
+            Conv(32, 64, 3, 1, 1),
+            nn.MaxPool2d(3, 2),
+            Conv(64, 80),
+            Conv(80, 192, 3),
+            nn.MaxPool2d(3, 2),
+        )
         self.mixed_5b = mixed_5b()
         self.stage1 = nn.Sequential(*[block35(se1) for _ in range(10)])
         self.reduction_a = reduction_a()
@@ -184,49 +189,20 @@ class InceptionResNetV2(ClassifierModel):
         return self.conv_head(self.stage3(self.reduction_b(x)))
 
 
-def _make_builder(with_se: bool):
-    if not with_se:
-
-        def build_plain(
-            num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0
-        ) -> InceptionResNetV2:
-            return InceptionResNetV2(num_classes, in_chans, None, None, drop_rate)
-
-        return build_plain
-
-    def build_se(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        se_bias: bool = True,
-        se_divisor: int = 1,
-        se_min_channels: int | None = None,
-        integration: Integration = "standard",
-        se_stages: tuple[int, ...] | None = None,
-    ) -> InceptionResNetV2:
-        cfg = se_config(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels, integration)
-        return InceptionResNetV2(num_classes, in_chans, cfg, se_stages, drop_rate)
-
-    return build_se
-
-
 def _register() -> None:
-    kw = {
-        "family": "inception_resnet",
-        "input_size": 299,
-        "min_input_size": 75,
-        "num_classes": 1000,
-    }
-    plain = PaperRef(11.75, None, 20.37, 5.21, "Table 2")
-    se = PaperRef(11.76, None, 19.80, 4.79, "Table 2")
-    register_model(ModelEntry("inception_resnet_v2", _make_builder(False), has_se=False, paper=plain,
-                              description="Inception-ResNet-v2 (TF-slim/timm layout), 299×299", **kw))  # fmt: skip
-    register_model(ModelEntry("se_inception_resnet_v2", _make_builder(True), has_se=True,
-                              baseline="inception_resnet_v2", paper=se,
-                              description="SE-Inception-ResNet-v2: SE on each residual branch", **kw))  # fmt: skip
+    # Sec. 5.1: trained on 299×299 crops, evaluated on the centre 299 of the shorter side at 352
+    sizes = {"input_size": 299, "eval_input_size": 299, "eval_resize": 352, "min_input_size": 75}
+    register_pair(
+        "inception_resnet_v2",
+        "se_inception_resnet_v2",
+        InceptionResNetV2,
+        plain_paper=PaperRef(11.75, None, 20.37, 5.21, "Table 2"),
+        se_paper=PaperRef(11.76, None, 19.80, 4.79, "Table 2"),
+        description="Inception-ResNet-v2 (TF-slim/timm layout), 299×299",
+        se_description="SE-Inception-ResNet-v2: SE on each residual branch",
+        family="inception_resnet",
+        **sizes,
+    )
 
 
 _register()

@@ -23,14 +23,8 @@ import torch
 from torch import nn
 
 from senet.layers.se import SEConfig, SqueezeExcitation
-from senet.models._common import (
-    ClassifierModel,
-    ConvBNAct,
-    check_se_stages,
-    init_weights,
-    make_builders,
-)
-from senet.models.registry import ModelEntry, PaperRef, register_model
+from senet.models._common import ClassifierModel, ConvBNAct, check_se_stages, init_weights
+from senet.models.registry import NO_INTEGRATION, PaperRef, register_pair
 
 #: (output channels, stride) of MobileNet v1's depthwise-separable blocks, width multiplier 1.0
 MOBILENET_V1: tuple[tuple[int, int], ...] = (
@@ -61,7 +55,7 @@ class MobileNetV1(ClassifierModel):
         num_classes: int = 1000,
         in_chans: int = 3,
         se: SEConfig | None = None,
-        se_stages: tuple[int, ...] | None = None,
+        se_stages: int | tuple[int, ...] | None = None,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
@@ -136,7 +130,7 @@ class ShuffleNetV1(ClassifierModel):
         num_classes: int = 1000,
         in_chans: int = 3,
         se: SEConfig | None = None,
-        se_stages: tuple[int, ...] | None = None,
+        se_stages: int | tuple[int, ...] | None = None,
         drop_rate: float = 0.0,
         groups: int = 3,
         widths: tuple[int, ...] = (240, 480, 960),
@@ -150,12 +144,16 @@ class ShuffleNetV1(ClassifierModel):
         for i, (width, depth) in enumerate(zip(widths, depths), start=1):
             units = [
                 ShuffleUnit(
-                    cin if j == 0 else width, width, width // 4, 2 if j == 0 else 1, groups,
+                    cin if j == 0 else width,
+                    width,
+                    width // 4,
+                    2 if j == 0 else 1,
+                    groups,
                     first_groups=1 if (i == 1 and j == 0) else None,
                     se=se if i in se_stages else None,
                 )
                 for j in range(depth)
-            ]  # fmt: skip
+            ]
             self.add_module(f"stage{i}", nn.Sequential(*units))
             cin, reduction = width, reduction * 2
             self.feature_info.append(
@@ -172,25 +170,40 @@ class ShuffleNetV1(ClassifierModel):
         return x
 
 
+def shufflenet_v1_g3(
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    se: SEConfig | None = None,
+    se_stages: int | tuple[int, ...] | None = None,
+    drop_rate: float = 0.0,
+) -> ShuffleNetV1:
+    """ShuffleNet v1 1×, g = 3: the Table 3 network (its widths and groups are not options)."""
+    return ShuffleNetV1(num_classes, in_chans, se, se_stages, drop_rate)
+
+
 def _register() -> None:
-    kw = {"family": "mobile", "input_size": 224, "num_classes": 1000}
     # Table 3 reports MFLOPs (= MACs here), millions of parameters and top-1/top-5 error.
-    refs = {
-        "mobilenet_v1": (MobileNetV1, PaperRef(0.569, 4.2, 28.4, 9.4, "Table 3"),
-                         PaperRef(0.572, 4.7, 25.3, 7.7, "Table 3"), "MobileNet v1, width 1.0"),
-        "shufflenet_v1_g3": (ShuffleNetV1, PaperRef(0.140, 1.8, 32.6, 12.5, "Table 3"),
-                             PaperRef(0.142, 2.4, 31.0, 11.1, "Table 3"), "ShuffleNet v1 1×, g=3"),
-    }  # fmt: skip
-    for name, (cls, plain, se, desc) in refs.items():
-        register_model(
-            ModelEntry(
-                name, make_builders(cls)[0], has_se=False, paper=plain, description=desc, **kw
-            )
-        )
-        register_model(
-            ModelEntry(f"se_{name}", make_builders(cls)[1], has_se=True, baseline=name, paper=se,
-                       description=f"SE-{desc}: SE on each block's output / residual branch", **kw)
-        )  # fmt: skip
+    common = {"se_options": NO_INTEGRATION, "family": "mobile"}
+    register_pair(
+        "mobilenet_v1",
+        "se_mobilenet_v1",
+        MobileNetV1,
+        plain_paper=PaperRef(0.569, 4.2, 28.4, 9.4, "Table 3"),
+        se_paper=PaperRef(0.572, 4.7, 25.3, 7.7, "Table 3"),
+        description="MobileNet v1, width 1.0",
+        se_description="SE-MobileNet v1: SE on each block's output",
+        **common,
+    )
+    register_pair(
+        "shufflenet_v1_g3",
+        "se_shufflenet_v1_g3",
+        shufflenet_v1_g3,
+        plain_paper=PaperRef(0.140, 1.8, 32.6, 12.5, "Table 3"),
+        se_paper=PaperRef(0.142, 2.4, 31.0, 11.1, "Table 3"),
+        description="ShuffleNet v1 1×, g=3",
+        se_description="SE-ShuffleNet v1 1×, g=3: SE on each unit's residual branch",
+        **common,
+    )
 
 
 _register()

@@ -18,15 +18,23 @@ models do. ``stride_in=`` overrides the stride placement alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import nn
 
-from senet.layers.se import Gate, Integration, SEConfig, Squeeze
-from senet.models._common import ClassifierModel, init_weights
-from senet.models.blocks import BLOCKS, StrideIn, ZeroPadShortcut, conv1x1, conv3x3
-from senet.models.registry import ModelEntry, PaperRef, register_model
+from senet.layers.se import SEConfig
+from senet.models._common import ClassifierModel, check_se_stages, init_weights
+from senet.models.blocks import (
+    BLOCKS,
+    Bottleneck,
+    StrideIn,
+    ZeroPadShortcut,
+    conv1x1,
+    conv3x3,
+)
+from senet.models.registry import CIFAR10_ENTRY, PaperRef, register_pair
 
 Layout = Literal["caffe", "torchvision"]
 Stem = Literal["7x7", "deep", "cifar", "cifar_preact"]
@@ -63,7 +71,7 @@ class ResNet(ClassifierModel):
         num_classes: int = 1000,
         in_chans: int = 3,
         se: SEConfig | None = None,
-        se_stages: tuple[int, ...] | None = None,
+        se_stages: int | tuple[int, ...] | None = None,
         layout: Layout = "caffe",
         stride_in: StrideIn | None = None,
         drop_rate: float | None = None,
@@ -73,13 +81,7 @@ class ResNet(ClassifierModel):
             raise ValueError(f"layout={layout!r} is not supported; choose caffe or torchvision")
         if stride_in not in (None, "1x1", "3x3"):
             raise ValueError(f"stride_in={stride_in!r} is not supported; choose 1x1 or 3x3")
-        stages = tuple(range(1, spec.num_stages + 1))
-        se_stages = stages if se_stages is None else tuple(se_stages)
-        bad = [s for s in se_stages if s not in stages]
-        if bad:
-            raise ValueError(
-                f"se_stages={se_stages} names stage(s) {bad}; this network has stages {stages}"
-            )
+        se_stages = check_se_stages(se_stages, spec.num_stages)
         if stride_in is None:
             stride_in = "1x1" if (spec.stride_in_1x1 and layout == "caffe") else "3x3"
         self.spec, self.layout = spec, layout
@@ -87,6 +89,11 @@ class ResNet(ClassifierModel):
         self._build_stem(spec, in_chans, layout)
 
         block = BLOCKS[spec.block]
+        block_options: dict[str, object] = {"groups": spec.groups, "base_width": spec.base_width}
+        if block is Bottleneck:
+            block_options.update(first_width_ratio=spec.first_width_ratio, stride_in=stride_in)
+        elif spec.first_width_ratio != 1.0:
+            raise ValueError(f"first_width_ratio applies to the bottleneck block, not {spec.block}")
         cin = spec.stem_width
         self.feature_info: list[dict[str, object]] = []
         reduction = 4 if spec.stem in ("7x7", "deep") else 1
@@ -98,19 +105,7 @@ class ResNet(ClassifierModel):
             for j in range(depth):
                 s = stride if j == 0 else 1
                 downsample = self._downsample(spec, cin, cout, s, first_stage=i == 1)
-                layers.append(
-                    block(
-                        cin,
-                        planes,
-                        s,
-                        downsample,
-                        stage_se,
-                        groups=spec.groups,
-                        base_width=spec.base_width,
-                        first_width_ratio=spec.first_width_ratio,
-                        stride_in=stride_in,
-                    )
-                )
+                layers.append(block(cin, planes, s, downsample, stage_se, **block_options))
                 cin = cout
             self.add_module(f"layer{i}", nn.Sequential(*layers))
             reduction *= stride
@@ -129,10 +124,14 @@ class ResNet(ClassifierModel):
             self.bn1, self.maxpool = nn.BatchNorm2d(w), pool
         elif spec.stem == "deep":  # SENet-154: three 3×3 convolutions, 64-64-128
             self.conv1 = nn.Sequential(
-                conv3x3(in_chans, w // 2, 2), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
-                conv3x3(w // 2, w // 2), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
+                conv3x3(in_chans, w // 2, 2),
+                nn.BatchNorm2d(w // 2),
+                nn.ReLU(inplace=True),
+                conv3x3(w // 2, w // 2),
+                nn.BatchNorm2d(w // 2),
+                nn.ReLU(inplace=True),
                 conv3x3(w // 2, w),
-            )  # fmt: skip
+            )
             self.bn1, self.maxpool = nn.BatchNorm2d(w), pool
         elif spec.stem == "cifar":
             self.conv1, self.bn1, self.maxpool = conv3x3(in_chans, w), nn.BatchNorm2d(w), None
@@ -211,7 +210,7 @@ SPECS: dict[str, ResNetSpec] = {
 }
 
 # The paper's reference numbers: Table 2 (ImageNet, 224, "re-implementation" and SE columns;
-# GMACs = its GFLOPs column), Table 10 (ResNet-50 params) and Table 4 (CIFAR-10 error).
+# GMACs = its GFLOPs column), Table 10 (ResNet-50 params) and Tables 4–5 (CIFAR-10/100 error).
 _PAPER: dict[str, tuple[PaperRef, PaperRef]] = {
     "resnet50": (
         PaperRef(3.86, 25.6, 24.80, 7.48, "Table 2"),
@@ -238,18 +237,23 @@ _PAPER: dict[str, tuple[PaperRef, PaperRef]] = {
         PaperRef(None, None, 18.68, 4.47, "Table 8 / release"),
     ),
     "cifar_resnet110": (
-        PaperRef(top1_err=6.37, source="Table 4"),
-        PaperRef(top1_err=5.21, source="Table 4"),
+        PaperRef(top1_err=6.37, source="Tables 4–5", cifar100_top1_err=26.88),
+        PaperRef(top1_err=5.21, source="Tables 4–5", cifar100_top1_err=23.85),
     ),
     "cifar_resnet164": (
-        PaperRef(top1_err=5.46, source="Table 4"),
-        PaperRef(top1_err=4.39, source="Table 4"),
+        PaperRef(top1_err=5.46, source="Tables 4–5", cifar100_top1_err=24.33),
+        PaperRef(top1_err=4.39, source="Tables 4–5", cifar100_top1_err=21.31),
     ),
     "cifar_wrn16_8": (
-        PaperRef(top1_err=4.27, source="Table 4"),
-        PaperRef(top1_err=3.88, source="Table 4"),
+        PaperRef(top1_err=4.27, source="Tables 4–5", cifar100_top1_err=20.43),
+        PaperRef(top1_err=3.88, source="Tables 4–5", cifar100_top1_err=19.14),
     ),
 }
+
+
+#: SENet-154 is also evaluated on 320×320 crops (Table 8: 17.28 / 3.79). The paper gives the crop,
+#: not the resize; 366 keeps the 224/256 crop ratio (an assumption).
+SENET154_SIZES = {"test_input_size": 320, "test_resize": 366}
 
 
 def _se_name(name: str) -> str:
@@ -264,58 +268,20 @@ def _plain_name(name: str) -> str:
     return "senet154_plain" if name == "senet154" else name
 
 
-def _make_builder(spec: ResNetSpec, with_se: bool):
-    if not with_se:
-
-        def build_plain(
-            num_classes: int = 1000,
-            in_chans: int = 3,
-            layout: Layout = "caffe",
-            stride_in: StrideIn | None = None,
-            drop_rate: float | None = None,
-        ) -> ResNet:
-            return ResNet(spec, num_classes, in_chans, None, None, layout, stride_in, drop_rate)
-
-        return build_plain
-
-    def build_se(
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        layout: Layout = "caffe",
-        stride_in: StrideIn | None = None,
-        drop_rate: float | None = None,
-        reduction: float = 16,
-        squeeze: Squeeze = "avg",
-        gate: Gate = "sigmoid",
-        se_bias: bool = True,
-        se_divisor: int = 1,
-        se_min_channels: int | None = None,
-        integration: Integration = "standard",
-        se_stages: tuple[int, ...] | None = None,
-    ) -> ResNet:
-        cfg = SEConfig(reduction, squeeze, gate, se_bias, se_divisor, se_min_channels, integration)
-        return ResNet(spec, num_classes, in_chans, cfg, se_stages, layout, stride_in, drop_rate)
-
-    return build_se
-
-
 def _register_family() -> None:
     for name, spec in SPECS.items():
         cifar = name.startswith("cifar_")
         plain_ref, se_ref = _PAPER.get(name, (PaperRef(), PaperRef()))
-        plain, se_name = _plain_name(name), _se_name(name)
-        kw = {
-            "family": "cifar_resnet" if cifar else ("resnext" if spec.groups > 1 else "resnet"),
-            "input_size": 32 if cifar else 224,
-            "num_classes": 10 if cifar else 1000,
-        }
-        register_model(
-            ModelEntry(plain, _make_builder(spec, False), has_se=False, paper=plain_ref, **kw)
-        )
-        register_model(
-            ModelEntry(
-                se_name, _make_builder(spec, True), has_se=True, baseline=plain, paper=se_ref, **kw
-            )
+        family = "cifar_resnet" if cifar else ("resnext" if spec.groups > 1 else "resnet")
+        sizes = CIFAR10_ENTRY if cifar else (SENET154_SIZES if name == "senet154" else {})
+        register_pair(
+            _plain_name(name),
+            _se_name(name),
+            partial(ResNet, spec),
+            plain_paper=plain_ref,
+            se_paper=se_ref,
+            family=family,
+            **sizes,
         )
 
 

@@ -106,9 +106,15 @@ def _convert(block: nn.Module, cfg: SEConfig) -> senet_blocks.ResidualBlock:
         cout, width, groups = block.conv3.out_channels, block.conv2.out_channels, block.conv2.groups
         planes = cout // senet_blocks.Bottleneck.expansion
         new = senet_blocks.Bottleneck(
-            cin, planes, 1, block.downsample, cfg, groups=groups, base_width=round(width * 64 / (planes * groups)),
+            cin,
+            planes,
+            1,
+            block.downsample,
+            cfg,
+            groups=groups,
+            base_width=round(width * 64 / (planes * groups)),
             first_width_ratio=block.conv1.out_channels / width,
-        )  # fmt: skip
+        )
         if new.conv2.out_channels != width:
             raise ValueError(
                 f"add_se cannot rebuild a Bottleneck of width {width} (planes {planes}, groups {groups})"
@@ -142,8 +148,10 @@ def _check_init(init: str, start_gate: float, gate: str, se_bias: bool) -> None:
     if init != "identity":
         return
     if not se_bias:
-        raise ValueError("init='identity' needs se_bias=True (the gate's start is set by fc2's bias); "
-                         "use init='default' for bias-free SE layers")  # fmt: skip
+        raise ValueError(
+            "init='identity' needs se_bias=True (the gate's start is set by fc2's bias); "
+            "use init='default' for bias-free SE layers"
+        )
     upper_ok = start_gate <= 1 if gate == "relu" else start_gate < 1
     if not (start_gate > 0 and upper_ok):
         bound = "≤ 1" if gate == "relu" else "< 1"
@@ -170,10 +178,15 @@ def add_se(
     default all). The original layers keep their parameter tensors; see the module docstring for
     ``init`` and ``start_gate``. Raises ``ValueError`` for a model without known blocks.
     """
-    cfg = SEConfig(
-        reduction=reduction, squeeze=squeeze, gate=gate, bias=se_bias, divisor=se_divisor,
-        min_channels=se_min_channels, integration=mode,
-    )  # fmt: skip
+    cfg = SEConfig.from_options(
+        reduction=reduction,
+        squeeze=squeeze,
+        gate=gate,
+        se_bias=se_bias,
+        se_divisor=se_divisor,
+        se_min_channels=se_min_channels,
+        integration=mode,
+    )
     _check_init(init, start_gate, gate, se_bias)
     found = _find_stages(model)
     if not found:
@@ -190,8 +203,13 @@ def add_se(
     if bad:
         names = ", ".join(f"{i}={n}" for i, (n, _) in enumerate(found, start=1))
         raise ValueError(f"stages={chosen} names stage(s) {bad}; this model has stages {names}")
-    todo = [(stage, child_name, child) for i, (_, stage) in enumerate(found, start=1) if i in chosen
-            for child_name, child in stage.named_children() if _block_kind(child)]  # fmt: skip
+    todo = [
+        (stage, child_name, child)
+        for i, (_, stage) in enumerate(found, start=1)
+        if i in chosen
+        for child_name, child in stage.named_children()
+        if _block_kind(child)
+    ]
     for _, child_name, child in todo:
         problems = _unsupported_parts(child)
         if problems:

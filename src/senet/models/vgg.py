@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from senet.layers.se import SEConfig, SqueezeExcitation
-from senet.models._common import check_se_stages, init_weights, make_builders
-from senet.models.registry import ModelEntry, PaperRef, register_model
+from senet.models._common import check_se_stages, init_weights
+from senet.models.registry import NO_INTEGRATION, PaperRef, register_pair
 
 #: convolution widths per stage; a max-pool ends every stage (Simonyan & Zisserman, config D)
 VGG16_STAGES: tuple[tuple[int, ...], ...] = (
@@ -50,7 +50,7 @@ class VGG(nn.Module):
         num_classes: int = 1000,
         in_chans: int = 3,
         se: SEConfig | None = None,
-        se_stages: tuple[int, ...] | None = None,
+        se_stages: int | tuple[int, ...] | None = None,
         drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
@@ -73,10 +73,14 @@ class VGG(nn.Module):
         self.num_classes = num_classes
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(
-            nn.Linear(cin * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate),
+            nn.Linear(cin * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(drop_rate),
             nn.Linear(4096, num_classes) if num_classes > 0 else nn.Identity(),
-        )  # fmt: skip
+        )
         init_weights(self)  # torchvision VGG init: He convolutions, N(0, 0.01) FC
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,17 +105,18 @@ class VGG(nn.Module):
         self.classifier[-1] = fc
 
 
-_BUILDERS = make_builders(partial(VGG, VGG16_STAGES), default_drop_rate=0.5)
-
-
 def _register() -> None:
-    kw = {"family": "vgg", "input_size": 224, "num_classes": 1000}
-    plain = PaperRef(15.47, None, 27.02, 8.81, "Table 2")
-    se = PaperRef(15.48, None, 25.22, 7.70, "Table 2")
-    register_model(ModelEntry("vgg16_bn", _BUILDERS[0], has_se=False, paper=plain,
-                              description="VGG-16 with BN after every convolution (torchvision layout)", **kw))  # fmt: skip
-    register_model(ModelEntry("se_vgg16_bn", _BUILDERS[1], has_se=True, baseline="vgg16_bn",
-                              paper=se, description="SE-VGG-16: SE after the ReLU of each convolution", **kw))  # fmt: skip
+    register_pair(
+        "vgg16_bn",
+        "se_vgg16_bn",
+        partial(VGG, VGG16_STAGES),
+        plain_paper=PaperRef(15.47, None, 27.02, 8.81, "Table 2"),
+        se_paper=PaperRef(15.48, None, 25.22, 7.70, "Table 2"),
+        description="VGG-16 with BN after every convolution (torchvision layout)",
+        se_description="SE-VGG-16: SE after the ReLU of each convolution",
+        se_options=NO_INTEGRATION,
+        family="vgg",
+    )
 
 
 _register()
