@@ -101,40 +101,39 @@ def _saved_config(path: Path, what: str) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace, note: Any = None) -> TrainConfig:
     """The ``TrainConfig`` that ``senet train`` arguments describe (see the module docstring).
 
-    ``note`` receives the one-line explanation of which recipe/base was used.
+    ``note`` receives the one-line explanation of which recipe or saved config was the base.
     """
     note = note or (lambda text: None)
     flags = {k: v for k, v in vars(args).items() if k in set(_names()) - {"model_options"}}
     options = parse_model_options(args.model_options)
-    base: dict[str, Any] = {}
+    given = " + the flags given" if flags or options else ""
     if args.config:
-        base = _saved_config(Path(args.config), "--config")
-        note(f"config: {args.config}" + (" + the flags given" if flags or options else ""))
-    elif flags.get("resume"):
-        out = flags.get("out")
-        saved = Path(out) / "config.json" if out else None
-        if saved is not None and saved.is_file():
-            base = _saved_config(saved, "the run's config")
-            note(
-                f"config: the run's own {saved}"
-                + (" + the flags given" if flags or options else "")
-            )
-    if base:
-        if args.recipe and args.recipe != base.get("recipe"):
-            raise ValueError(
-                f"--recipe {args.recipe} disagrees with the saved config's recipe "
-                f"{base.get('recipe')!r}; drop --recipe (the saved config is the base)"
-            )
-        base_options = dict(base.get("model_options") or {})
-        if "model" in flags and flags["model"] != base.get("model"):
-            base_options = {k: v for k, v in base_options.items() if k == "in_chans"}
-        return TrainConfig.from_dict(
-            {**base, **flags, "model_options": {**base_options, **options}}
-        )
+        note(f"config: {args.config}{given}")
+        return _on_saved(_saved_config(Path(args.config), "--config"), args, flags, options)
     name, why = choose_recipe(args.recipe, flags.get("model"), flags.get("dataset"))
+    config = get_recipe(name, model_options=options, **flags)
+    saved = Path(config.out_dir) / "config.json"
+    if config.resume and saved.is_file():
+        note(f"config: the run's own {saved}{given}")
+        return _on_saved(_saved_config(saved, "the run's config"), args, flags, options)
     if not args.recipe:
         note(f"recipe: {name} ({why}; --recipe NAME chooses another)")
-    return get_recipe(name, model_options=options, **flags)
+    return config
+
+
+def _on_saved(
+    base: dict[str, Any], args: argparse.Namespace, flags: dict[str, Any], options: dict[str, Any]
+) -> TrainConfig:
+    """A saved config with the given flags and model options on top."""
+    if args.recipe and args.recipe != base.get("recipe"):
+        raise ValueError(
+            f"--recipe {args.recipe} disagrees with the saved config's recipe "
+            f"{base.get('recipe')!r}; drop --recipe (the saved config is the base)"
+        )
+    base_options = dict(base.get("model_options") or {})
+    if "model" in flags and flags["model"] != base.get("model"):
+        base_options = {k: v for k, v in base_options.items() if k == "in_chans"}
+    return TrainConfig.from_dict({**base, **flags, "model_options": {**base_options, **options}})
 
 
 def _train(args: argparse.Namespace) -> int:

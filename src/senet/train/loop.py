@@ -161,6 +161,11 @@ def resumed_config(config: TrainConfig, state: dict[str, Any], log: TrainLog) ->
     changes: dict[str, Any] = {}
     if config.amp == "auto":
         changes["amp"] = saved.get("amp", "none")
+    elif config.amp != saved.get("amp", "none"):
+        log.message(
+            f"note: autocast {saved.get('amp', 'none')} in the checkpoint, {config.amp} now as "
+            "asked; from here the run is not bitwise what an uninterrupted one would compute"
+        )
     if config.channels_last is None:
         changes["channels_last"] = bool(saved.get("channels_last", False))
     if config.schedule_epochs is None and config.epochs != span:
