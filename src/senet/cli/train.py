@@ -104,7 +104,9 @@ def config_from_args(args: argparse.Namespace, note: Any = None) -> TrainConfig:
     ``note`` receives the one-line explanation of which recipe or saved config was the base.
     """
     note = note or (lambda text: None)
-    flags = {k: v for k, v in vars(args).items() if k in set(_names()) - {"model_options"}}
+    flags = {
+        k: v for k, v in vars(args).items() if k in set(_names()) - {"model_options", "recipe"}
+    }
     options = parse_model_options(args.model_options)
     given = " + the flags given" if flags or options else ""
     if args.config:

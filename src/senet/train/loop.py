@@ -237,7 +237,7 @@ class _Run:
         start = _where_to_start(config, out, dist, log)
         if start.done is not None:
             return start.done
-        config, precision = _resolve_precision(config, dist.device, start.state is not None)
+        config, precision = _resolve_precision(start.config, dist.device, start.state is not None)
         log.message(f"precision: {precision}")
         run = cls._build(config, dist, log, out, precision, start.state)
         return run.run_epochs()
