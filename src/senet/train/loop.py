@@ -44,7 +44,13 @@ from senet.train.engine import (
 )
 from senet.train.inputs import DataInfo, Loader, build_inputs
 from senet.train.metrics import RunRecorder, plot_curves
-from senet.train.model_setup import build_for_data, describe_start, param_groups, set_train_mode
+from senet.train.model_setup import (
+    build_for_data,
+    describe_start,
+    param_groups,
+    set_train_mode,
+    start_weights,
+)
 from senet.train.recipes import TrainConfig
 from senet.train.rundir import RunLock, RunLockedError
 from senet.train.schedule import LRSchedule
@@ -237,6 +243,8 @@ class _Run:
         start = _where_to_start(config, out, dist, log)
         if start.done is not None:
             return start.done
+        if start.state is None:
+            start_weights(start.config)  # a missing --init file fails before the data loads
         config, precision = _resolve_precision(start.config, dist.device, start.state is not None)
         log.message(f"precision: {precision}")
         run = cls._build(config, dist, log, out, precision, start.state)
