@@ -159,3 +159,13 @@ def test_file_data_mid_epoch_resume_with_two_workers_is_bitwise(
     assert (part["status"], part["epoch"], part["step"]) == ("interrupted", 0, 5)
     train(tiny(tiny_imagefolder, tmp_path / "b", resume=True, **kw))
     assert _same_weights(tmp_path / "straight", tmp_path / "b")
+
+
+def test_failed_start_leaves_no_empty_run_directory(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(tiny(tmp_path / "no-data", out))
+    assert not out.exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        train(tiny(tmp_path / "no-data", tmp_path / "file"))

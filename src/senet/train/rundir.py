@@ -11,6 +11,7 @@ it stale.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -61,10 +62,15 @@ class RunLock:
         self.path = Path(out) / LOCK_NAME
         self.note = note or (lambda text: None)
         self._fd: int | None = None
+        self._made_dir = False
         self.took_over: dict[str, Any] | None = None
 
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        out = self.path.parent
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"--out {out} is a file; pass a directory for the run")
+        self._made_dir = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         for _ in range(10):  # the file may be replaced between open and flock: retry
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -122,6 +128,9 @@ class RunLock:
         finally:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+        if self._made_dir:  # a run that failed before writing anything leaves no empty directory
+            with contextlib.suppress(OSError):  # not empty: the run wrote something
+                self.path.parent.rmdir()
 
     def __enter__(self) -> RunLock:
         return self.acquire()
