@@ -269,7 +269,9 @@ def _independent_errors(logits: np.ndarray, labels: np.ndarray) -> tuple[float, 
 
 def _run_and_eval(data: Path, out: Path, tmp_path: Path, extra: list[str]) -> dict:
     args = ["train", "--recipe", "cifar", "--model", "cifar_se_resnet20", "--dataset", "imagefolder",
-            "--data-dir", str(data), "--out", str(out), "--threads", "1", "--no-tensorboard", *extra]  # fmt: skip
+            "--data-dir", str(data), "--out", str(out), "--threads", "1", "--no-tensorboard",
+            "--amp", "none", "--no-channels-last", *extra]  # fmt: skip
+    # fp32 on both sides: `senet eval` and the run's own evaluation must agree to the last image
     assert cli_main(args) == 0
     logits_file = tmp_path / "logits.pt"
     assert cli_main(["eval", str(out), "--save-logits", str(logits_file), "--json"]) == 0
