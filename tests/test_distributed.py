@@ -1,6 +1,7 @@
 """torchrun + DDP (gloo, CPU): a 2-process run completes and agrees with one process.
 
-Both runs see the same global batches (the in-memory loader cuts each global batch of 16 into two
+Both runs train in fp32 (``--amp none``: bf16 kernels may round differently at another batch
+size) and see the same global batches (the in-memory loader cuts each global batch of 16 into two
 slices of 8) and DDP averages the gradients, so the only difference is BatchNorm: each process
 normalises over its own 8 images instead of all 16 (SyncBatchNorm needs CUDA). Stated tolerances:
 
@@ -39,7 +40,8 @@ def _run_pair(
 ) -> tuple[subprocess.CompletedProcess, ...]:
     common = ["train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset", "imagefolder",
               "--data-dir", str(data), "--epochs", "3", "--batch-size", "16", "--input-size", "16",
-              "--crop-padding", "2", "--threads", "1", "--no-tensorboard", *extra]  # fmt: skip
+              "--crop-padding", "2", "--threads", "1", "--no-tensorboard", "--amp", "none",
+              "--no-channels-last", *extra]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, "-m", "senet", *common, "--out", str(tmp_path / "one")],
                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip

@@ -269,7 +269,9 @@ def _independent_errors(logits: np.ndarray, labels: np.ndarray) -> tuple[float, 
 
 def _run_and_eval(data: Path, out: Path, tmp_path: Path, extra: list[str]) -> dict:
     args = ["train", "--recipe", "cifar", "--model", "cifar_se_resnet20", "--dataset", "imagefolder",
-            "--data-dir", str(data), "--out", str(out), "--threads", "1", "--no-tensorboard", *extra]  # fmt: skip
+            "--data-dir", str(data), "--out", str(out), "--threads", "1", "--no-tensorboard",
+            "--amp", "none", "--no-channels-last", *extra]  # fmt: skip
+    # fp32 on both sides: `senet eval` and the run's own evaluation must agree to the last image
     assert cli_main(args) == 0
     logits_file = tmp_path / "logits.pt"
     assert cli_main(["eval", str(out), "--save-logits", str(logits_file), "--json"]) == 0
@@ -336,13 +338,15 @@ def test_cli_help_covers_every_option(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         cli_main(["train", "--help"])
     text = capsys.readouterr().out
-    skip = {"recipe", "model_options"}
+    assert "(default: None)" not in text and "-o KEY=VALUE, --model-option KEY=VALUE" in text
     for f in dataclasses.fields(TrainConfig):
-        if f.name not in skip:
-            flag = (
-                "--no-tensorboard" if f.name == "tensorboard" else "--" + f.name.replace("_", "-")
-            )
-            assert flag in text, f"{flag} missing from senet train --help"
+        if f.metadata.get("cli", True) is False:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text, f"{flag} missing from senet train --help"
+        if f.type in ("bool", "bool | None"):
+            assert f"{flag}, --no-{flag[2:]}" in text, f"{flag} is not a --flag/--no-flag pair"
+    assert "{step,multistep,cosine,plateau,constant}" in text  # choices from the Literal type
     assert cli_main(["recipes"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in RECIPES) and "lr 0.6" in listing

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -45,11 +46,14 @@ from senet.complexity import count
 from senet.factory import create_model
 from senet.layers.se import SqueezeExcitation
 from senet.models.blocks import BasicBlock, Bottleneck
+from senet.train.engine import StepRunner, train_one_epoch
+from senet.train.engine import evaluate as train_evaluate
 from senet.utils.io import atomic_write
 
 Target = Literal["output", "inner"]
 Ranking = Literal["excitation", "l1", "random"]
 PRUNING_KEY = "senet_pruning"
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,31 +445,16 @@ def complexity(model: nn.Module, input_size: int) -> dict[str, int]:
     return {"params": c.params, "macs": c.macs}
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: str = "cpu"
-) -> dict[str, float]:
-    """Top-1/top-5 accuracy (%) and the number of images."""
-    was = model.training
-    model.eval().to(device)
-    n = c1 = c5 = 0
-    for x, y in batches:
-        y = torch.as_tensor(y).to(device)
-        logits = model(x.to(device))
-        top = logits.topk(min(5, logits.shape[1]), 1).indices
-        c1 += int((top[:, 0] == y).sum())
-        c5 += int((top == y[:, None]).any(1).sum())
-        n += len(y)
-    model.train(was)
-    if n == 0:
-        raise ValueError("no evaluation images; check the data path")
-    return {"top1": 100.0 * c1 / n, "top5": 100.0 * c5 / n, "images": n}
+def evaluate(model: nn.Module, batches: Batches, device: str = "cpu") -> dict[str, float]:
+    """Top-1/top-5 accuracy (%) and the number of images (``senet.train.evaluate``, as accuracies)."""
+    model.to(device)
+    res = train_evaluate(model, batches, device=device)
+    return {"top1": 100.0 - res["top1_err"], "top5": 100.0 - res["top5_err"], "images": res["n"]}
 
 
 def finetune(
     model: nn.Module,
-    batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
-    | Iterable[tuple[torch.Tensor, torch.Tensor]],
+    batches: Batches,
     epochs: int = 1,
     lr: float = 0.01,
     momentum: float = 0.9,
@@ -473,18 +462,19 @@ def finetune(
     device: str = "cpu",
     progress: bool | None = None,
 ) -> nn.Module:
-    """A short SGD fine-tune of a pruned model (cosine lr over all steps)."""
+    """A short SGD fine-tune of a pruned model (cosine lr over all steps), with the training
+    engine's ``train_one_epoch``; ``batches`` is re-iterable and sized (a list, a DataLoader)."""
 
     model.train().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = epochs * len(batches)  # type: ignore[arg-type]  (a list or a DataLoader: re-iterable, sized)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    per_epoch = len(batches)  # type: ignore[arg-type]
+    total = max(1, epochs * per_epoch)
+
+    def cosine(epoch: int, step: int) -> float:
+        return 0.5 * lr * (1 + math.cos(math.pi * (epoch * per_epoch + step) / total))
+
+    runner = StepRunner(model, opt, cosine, device=torch.device(device))
     disable = None if progress is None else not progress
-    for _ in tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=disable):
-        for x, y in batches:
-            loss = F.cross_entropy(model(x.to(device)), torch.as_tensor(y).to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    for epoch in tqdm(range(epochs), desc="fine-tune", unit="epoch", disable=disable):
+        train_one_epoch(runner, batches, epoch, epochs=epochs)
     return model.eval()

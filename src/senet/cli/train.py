@@ -1,248 +1,147 @@
-"""``senet train``, ``senet eval`` and ``senet recipes``: the training engine on the command line."""
+"""``senet train`` and ``senet recipes``: the training engine on the command line.
+
+``senet train``'s flags are generated from ``TrainConfig``'s fields (type, ``Literal`` choices,
+help and group in the field metadata), so a new option is one new field. A run's config is built
+in layers, each overriding the one before: the recipe (``--recipe``, else chosen from the model
+and dataset, see ``choose_recipe``) → a saved config (``--config FILE``, or the run's own
+``config.json`` with ``--resume``) → the flags given on the command line.
+"""
 
 from __future__ import annotations
 
 import argparse
-import ast
+import dataclasses
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
+from senet.cli._options import (
+    HelpFormatter,
+    add_dataclass_arguments,
+    add_model_options_argument,
+    parse_model_options,
+)
+from senet.train.recipes import (
+    GROUPS,
+    RECIPES,
+    TrainConfig,
+    choose_recipe,
+    field_type,
+    get_recipe,
+    recipe_description,
+)
 
-def _parse_option(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(
-            f"model option {text!r} must look like key=value (e.g. reduction=8)"
-        )
-    key, value = text.split("=", 1)
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        parsed = value  # a bare word: a string option (gate=tanh)
-    return key.strip(), parsed
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of numbers"
-        ) from None
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true/false)")
+#: flags of this call only: never inherited from a saved config
+PER_CALL = ("resume", "force", "stop_after_epochs")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a network with one of the paper's recipes",
-        description="Train a network with a named recipe (see `senet recipes`) plus overrides. Every "
-        "option left unset keeps the recipe's value; the effective config is saved as OUT/config.json. "
+        description="Train a network with a named recipe plus overrides. Options left unset keep "
+        "the value of the layer below: flags > --config FILE (or, with --resume, the run's own "
+        "config.json) > the recipe (`senet recipes NAME` shows its values) > TrainConfig's "
+        "defaults. Without --recipe the recipe follows the model and data: the model's registered "
+        "recipe, else the dataset's (imagefolder → imagenet, cifar10/100 → cifar, digits → "
+        "digits), else the model's input size (≤ 64 px → cifar, else imagenet); `senet train` "
+        "alone trains the digits main job. The effective config is saved as OUT/config.json. "
         "Multi-process: torchrun --nproc_per_node=N -m senet train ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
+        usage="senet train [--recipe NAME | --config FILE] [--model NAME] [--dataset NAME] "
+        "[-o KEY=VALUE ...] [options]",
     )
-    p.add_argument(
-        "--recipe", default="digits", help="named preset: imagenet, cifar, mobile, senet154, digits"
-    )
-    g = p.add_argument_group("model")
-    g.add_argument("--model", help="registered network name (`senet models`)")
+    g = p.add_argument_group("what to train")
     g.add_argument(
-        "--model-option",
-        dest="model_options",
-        action="append",
-        type=_parse_option,
-        default=[],
-        metavar="KEY=VALUE",
-        help="network option, repeatable (reduction=8, gate=tanh, in_chans=1)",
+        "--recipe",
+        metavar="NAME",
+        help=f"named preset: {', '.join(RECIPES)} (default: chosen from --model/--dataset)",
     )
     g.add_argument(
-        "--num-classes",
-        type=int,
-        help="classifier size; default: the number of classes in the data",
-    )
-    g = p.add_argument_group("data")
-    g.add_argument(
-        "--dataset", choices=["cifar10", "cifar100", "imagefolder", "digits"], help="dataset kind"
-    )
-    g.add_argument(
-        "--data-dir",
-        help="dataset folder (ImageFolder: <dir>/train, <dir>/val|test; or a .tar.gz of one)",
-    )
-    g.add_argument("--train-split", help="training split name")
-    g.add_argument(
-        "--val-split", help="validation split (val falls back to test in ImageFolder trees)"
-    )
-    g.add_argument(
-        "--train-subset", type=int, help="use only the first N training images, class-balanced"
-    )
-    g.add_argument(
-        "--val-subset", type=int, help="use only the first N validation images, class-balanced"
-    )
-    g.add_argument(
-        "--in-memory",
-        type=_bool,
-        help="decode the data once into uint8 tensors (default: unless rrc_flip)",
-    )
-    g.add_argument(
-        "--augment", choices=["crop_flip", "crop", "rrc_flip", "none"], help="training augmentation"
-    )
-    g.add_argument("--crop-padding", type=int, help="zero padding of the random crop (CIFAR: 4)")
-    g.add_argument(
-        "--rrc-scale-min", type=float, help="smallest area fraction of the random-size crop"
-    )
-    g.add_argument("--input-size", type=int, help="training crop size (and in-memory resize)")
-    g.add_argument(
-        "--eval-resize",
-        type=int,
-        help="shorter side before the evaluation centre crop (256 for 224)",
-    )
-    g.add_argument(
-        "--normalize",
-        choices=["meanstd", "mean"],
-        help="mean/std, or the paper's mean-RGB subtraction",
-    )
-    g.add_argument("--mean", type=_floats, help="channel means on the [0,1] scale, comma-separated")
-    g.add_argument("--std", type=_floats, help="channel stds on the [0,1] scale, comma-separated")
-    g.add_argument(
-        "--skip-corrupt", action="store_true", default=None, help="skip unreadable images (counted)"
-    )
-    g.add_argument(
-        "--download", action="store_true", default=None, help="download CIFAR when it is missing"
-    )
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, help="number of epochs")
-    g.add_argument("--batch-size", type=int, help="global batch size (split across processes)")
-    g.add_argument(
-        "--lr",
-        type=float,
-        help="peak learning rate; default base-lr × batch-size / base-batch-size",
-    )
-    g.add_argument(
-        "--base-lr", type=float, help="learning rate at --base-batch-size (linear scaling rule)"
-    )
-    g.add_argument("--base-batch-size", type=int, help="batch size --base-lr refers to")
-    g.add_argument("--momentum", type=float, help="SGD momentum")
-    g.add_argument("--nesterov", type=_bool, help="Nesterov momentum")
-    g.add_argument("--weight-decay", type=float, help="L2 weight decay")
-    g.add_argument(
-        "--schedule",
-        choices=["step", "multistep", "cosine", "plateau", "constant"],
-        help="lr schedule",
-    )
-    g.add_argument(
-        "--milestones", type=_floats, help="multistep: epochs at which lr ÷= 1/gamma (e.g. 82,123)"
-    )
-    g.add_argument(
-        "--milestone-fractions", type=_floats, help="multistep: milestones as fractions of --epochs"
-    )
-    g.add_argument("--step", type=int, help="step schedule: decay every N epochs")
-    g.add_argument("--gamma", type=float, help="decay factor of step/multistep/plateau")
-    g.add_argument(
-        "--plateau-patience", type=int, help="plateau: epochs without improvement before decaying"
-    )
-    g.add_argument(
-        "--warmup-epochs", type=float, help="linear warm-up length in epochs (modern option)"
-    )
-    g.add_argument(
-        "--constant-warmup-iters",
-        type=int,
-        help="ResNet-110 trick: lr --constant-warmup-lr for N iters",
-    )
-    g.add_argument("--constant-warmup-lr", type=float, help="the constant warm-up learning rate")
-    g.add_argument("--label-smoothing", type=float, help="label smoothing (SENet-154: 0.1)")
-    g.add_argument(
-        "--freeze-bn-epochs", type=int, help="freeze BatchNorm statistics for the last N epochs"
-    )
-    g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, help="seed of initialisation, data order and augmentation")
-    g.add_argument("--out", help="run directory (default runs/<model>-<dataset>-s<seed>)")
-    g.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
-    g.add_argument(
-        "--amp",
-        choices=["none", "bf16", "fp16"],
-        help="mixed precision autocast (fp16 on CUDA only)",
-    )
-    g.add_argument(
-        "--channels-last", action="store_true", default=None, help="channels_last memory format"
-    )
-    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    g.add_argument(
-        "--sync-bn", action="store_true", default=None, help="SyncBatchNorm across processes"
-    )
-    g.add_argument("--workers", type=int, help="DataLoader workers (file-based data only)")
-    g.add_argument("--threads", type=int, help="torch CPU threads (torch.set_num_threads)")
-    g.add_argument(
-        "--keep-freed-memory",
-        type=_bool,
-        help="raise glibc's malloc thresholds so freed feature maps are reused, not page-faulted "
-        "in again (default true; docs/performance.md)",
-    )
-    g.add_argument("--eval-batch-size", type=int, help="evaluation batch size")
-    g.add_argument("--eval-every", type=int, help="evaluate every N epochs (and after the last)")
-    g.add_argument(
-        "--no-tensorboard",
-        dest="tensorboard",
-        action="store_false",
-        default=None,
-        help="do not write TensorBoard logs (written to OUT/tb when tensorboard is installed)",
-    )
-    g.add_argument(
-        "--progress", type=_bool, help="progress bar (default: when stderr is a terminal)"
-    )
-    g.add_argument(
-        "--resume", action="store_true", default=None, help="continue from OUT/checkpoint.pt"
-    )
-    g.add_argument(
-        "--force", action="store_true", default=None, help="train again even if OUT holds a run"
-    )
-    g.add_argument(
-        "--stop-after-epochs", type=int, help="stop (resumably) after N epochs of this call"
+        "--config",
+        metavar="FILE",
+        help="start from a saved config (a run's config.json: re-run it, e.g. with another "
+        "--seed and --out); flags override it",
     )
     g.add_argument(
         "--print-config", action="store_true", help="print the effective config and exit"
     )
-    p.set_defaults(func=_train)
+    groups = add_dataclass_arguments(p, TrainConfig, {n: field_type(n) for n in _names()}, GROUPS)
+    add_model_options_argument(groups["model"])
+    p.set_defaults(func=_train, model_options=None)
 
     r = subparsers.add_parser(
         "recipes",
         help="list the training recipes and their settings",
         description="The paper's training recipes as named presets.",
+        formatter_class=HelpFormatter,
     )
     r.add_argument("name", nargs="?", help="show one recipe's full effective config")
     r.set_defaults(func=_recipes)
 
 
-_NOT_CONFIG = {"command", "func", "recipe", "print_config", "model_options"}
+def _names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
-    """The ``TrainConfig`` that ``senet train`` arguments describe (recipe + overrides)."""
-    from senet.train import get_recipe, recipe_description
+def _saved_config(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    except ValueError as err:
+        raise ValueError(f"{what} {path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path} is not a senet training config (a JSON object)")
+    TrainConfig.from_dict({k: v for k, v in data.items()})  # unknown keys → clear error
+    return {k: v for k, v in data.items() if k not in PER_CALL}
 
-    recipe_description(args.recipe)  # unknown recipe → clear error
-    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG and v is not None}
-    from senet.train.recipes import RECIPES
 
-    options = dict(RECIPES[args.recipe].get("model_options", {}))
-    if args.model and args.model != RECIPES[args.recipe].get("model"):
-        options = {
-            k: v for k, v in options.items() if k == "in_chans"
-        }  # keep the data-driven option
-    options.update(dict(args.model_options))
-    return get_recipe(args.recipe, model_options=options, **overrides)
+def config_from_args(args: argparse.Namespace, note: Any = None) -> TrainConfig:
+    """The ``TrainConfig`` that ``senet train`` arguments describe (see the module docstring).
+
+    ``note`` receives the one-line explanation of which recipe or saved config was the base.
+    """
+    note = note or (lambda text: None)
+    flags = {
+        k: v for k, v in vars(args).items() if k in set(_names()) - {"model_options", "recipe"}
+    }
+    options = parse_model_options(args.model_options)
+    given = " + the flags given" if flags or options else ""
+    if args.config:
+        note(f"config: {args.config}{given}")
+        return _on_saved(_saved_config(Path(args.config), "--config"), args, flags, options)
+    name, why = choose_recipe(args.recipe, flags.get("model"), flags.get("dataset"))
+    config = get_recipe(name, model_options=options, **flags)
+    saved = Path(config.out_dir) / "config.json"
+    if config.resume and saved.is_file():
+        note(f"config: the run's own {saved}{given}")
+        return _on_saved(_saved_config(saved, "the run's config"), args, flags, options)
+    if not args.recipe:
+        note(f"recipe: {name} ({why}; --recipe NAME chooses another)")
+    return config
+
+
+def _on_saved(
+    base: dict[str, Any], args: argparse.Namespace, flags: dict[str, Any], options: dict[str, Any]
+) -> TrainConfig:
+    """A saved config with the given flags and model options on top."""
+    if args.recipe and args.recipe != base.get("recipe"):
+        raise ValueError(
+            f"--recipe {args.recipe} disagrees with the saved config's recipe "
+            f"{base.get('recipe')!r}; drop --recipe (the saved config is the base)"
+        )
+    base_options = dict(base.get("model_options") or {})
+    if "model" in flags and flags["model"] != base.get("model"):
+        base_options = {k: v for k, v in base_options.items() if k == "in_chans"}
+    return TrainConfig.from_dict({**base, **flags, "model_options": {**base_options, **options}})
 
 
 def _train(args: argparse.Namespace) -> int:
     from senet.train import train
 
-    config = config_from_args(args)
+    config = config_from_args(args, note=lambda text: print(text, file=sys.stderr))
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
         return 0
@@ -251,8 +150,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _recipes(args: argparse.Namespace) -> int:
-    from senet.train import RECIPES, get_recipe, recipe_description
-
     if args.name:
         cfg = get_recipe(args.name)
         print(f"{args.name}: {recipe_description(args.name)}\n")
@@ -272,6 +169,6 @@ def _recipes(args: argparse.Namespace) -> int:
             f"lr {cfg.effective_lr:g}  wd {cfg.weight_decay:g}  {sched}  augment {cfg.augment}"
             + (f"  label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")
         )
-    print("\n`senet recipes NAME` prints a recipe's full config; `senet train --recipe NAME --help` its options.",
+    print("\n`senet recipes NAME` prints a recipe's full config; `senet train --help` its options.",
           file=sys.stderr)  # fmt: skip
     return 0

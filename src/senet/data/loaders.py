@@ -9,6 +9,7 @@ the same global batches as one process); the file loader uses ``DistributedSampl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -39,22 +40,31 @@ def generator(*parts: int) -> torch.Generator:
 def random_crop_flip(
     images: torch.Tensor, padding: int, flip: bool, g: torch.Generator
 ) -> torch.Tensor:
-    """Zero-pad by ``padding``, crop back to H×W at a random offset, flip half (CIFAR, Sec. 5)."""
+    """Zero-pad by ``padding``, crop back to H×W at a random offset, flip half (CIFAR, Sec. 5).
+
+    One ``gather`` per batch does crop and flip together (no per-image Python); the offsets and
+    flips are drawn from ``g`` as (dy, dx, flip), so a batch depends only on ``g``'s seed.
+    """
     n, c, h, w = images.shape
-    out = images
+    dev = images.device
     if padding > 0:
-        padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
-        dy = torch.randint(0, 2 * padding + 1, (n,), generator=g).to(images.device)
-        dx = torch.randint(0, 2 * padding + 1, (n,), generator=g).to(images.device)
-        rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
-        batch = torch.arange(n, device=images.device)[:, None, None, None]
-        chans = torch.arange(c, device=images.device)[None, :, None, None]
-        out = padded[batch, chans, rows, cols]
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=g).to(dev)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=g).to(dev)
+        src = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    elif not flip:
+        return images
+    else:
+        dy = dx = torch.zeros(n, dtype=torch.long, device=dev)
+        src = images
+    cols = torch.arange(w, device=dev).expand(n, w)
     if flip:
-        mask = (torch.rand(n, generator=g) < 0.5).to(images.device)[:, None, None, None]
-        out = torch.where(mask, out.flip(3), out)
-    return out
+        mask = (torch.rand(n, generator=g) < 0.5).to(dev)
+        cols = torch.where(mask[:, None], (w - 1) - cols, cols)
+    hp, wp = src.shape[2], src.shape[3]
+    rows = dy[:, None] + torch.arange(h, device=dev)
+    index = (rows[:, :, None] * wp + (dx[:, None] + cols)[:, None, :]).reshape(n, 1, h * w)
+    out = src.reshape(n, c, hp * wp).gather(2, index.expand(n, c, h * w))
+    return out.reshape(n, c, h, w)
 
 
 class TensorBatchLoader:
@@ -143,21 +153,61 @@ class TensorBatchLoader:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-class _SkipSampler(Sampler[int]):
-    """The indices of ``base`` from position ``start`` on (resuming mid-epoch)."""
+class _Positions(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` pairs of the current epoch from position ``start`` (set by the loader).
 
-    def __init__(self, base: Sampler[int], start: int) -> None:
-        self.base, self.start = base, start
+    The DataLoader asks for a fresh iterator each epoch, in the main process, so a loader with
+    persistent workers is built once and still sees every epoch's order and resume position.
+    """
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(list(self.base)[self.start :])
+    def __init__(self, indices: Any) -> None:
+        self.indices, self.epoch, self.start = indices, 0, 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = list(self.indices)[self.start :]
+        return iter([(self.epoch, int(i)) for i in order])
 
     def __len__(self) -> int:
-        return max(0, len(self.base) - self.start)  # type: ignore[arg-type]
+        return max(0, len(self.indices) - self.start)
+
+
+class _SeededSamples(Dataset):
+    """``dataset[(epoch, i)]``: sample ``i`` with the global RNG seeded from (seed, epoch, i).
+
+    torchvision's random transforms draw from torch's global RNG; seeding it per sample makes a
+    sample's augmentation independent of which worker loads it and of what was loaded before, so
+    a run resumed mid-epoch sees bitwise the batches of an uninterrupted one, with any number of
+    workers. (In the main process, ``workers=0``, this re-seeds the global RNG; the training loop
+    re-seeds it before every step anyway.)
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, i = key
+        torch.default_generator.manual_seed(mix_seed(self.seed, epoch, i, 3))
+        return self.dataset[i]
+
+
+def default_workers(cap: int = 8) -> int:
+    """DataLoader workers when none are asked for: the cores this process may use, at most ``cap``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cap, cores))
 
 
 class FileBatchLoader:
-    """Batches from a ``FolderDataset`` through torchvision transforms and a ``DataLoader``."""
+    """Batches from a ``FolderDataset`` through torchvision transforms and one ``DataLoader``.
+
+    The ``DataLoader`` is built once (persistent workers) and reused by every epoch; each
+    sample's augmentation is seeded from (seed, epoch, index), see ``_SeededSamples``.
+    """
 
     def __init__(
         self,
@@ -169,7 +219,7 @@ class FileBatchLoader:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        workers: int = 2,
+        workers: int | None = None,
         channels_last: bool = False,
     ) -> None:
         if train and batch_size % world_size:
@@ -179,13 +229,15 @@ class FileBatchLoader:
         self.dataset, self.batch_size, self.train = data, batch_size, train
         self.local = batch_size // world_size if train else batch_size
         data.transform = transform
-        self.seed, self.rank, self.world_size, self.workers = seed, rank, world_size, workers
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.workers = default_workers() if workers is None else workers
         self.channels_last = channels_last
         self.sampler = DistributedSampler(
             data, num_replicas=world_size, rank=rank, shuffle=train, seed=seed, drop_last=train
         )
-        if not train:  # evaluation: every image exactly once (no padding), strided by rank
-            self._eval_index = list(range(rank, len(data), world_size))
+        # evaluation: every image exactly once (no padding), strided by rank
+        self._positions = _Positions(self.sampler if train else range(rank, len(data), world_size))
+        self._loader: DataLoader | None = None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -194,25 +246,30 @@ class FileBatchLoader:
 
     @property
     def num_samples(self) -> int:
-        return len(self) * self.local if self.train else len(self._eval_index)
+        return len(self) * self.local if self.train else len(self._positions.indices)
 
     def __len__(self) -> int:
         if self.train:
             return len(self.sampler) // self.local
-        return -(-len(self._eval_index) // self.batch_size)
+        return -(-len(self._positions.indices) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.iterate(0)
 
+    def _dataloader(self) -> DataLoader:
+        if self._loader is None:
+            self._loader = DataLoader(
+                _SeededSamples(self.dataset, self.seed), batch_size=self.local,
+                sampler=self._positions, drop_last=self.train, num_workers=self.workers,
+                pin_memory=torch.cuda.is_available(), persistent_workers=self.workers > 0,
+                generator=generator(self.seed, self.rank),
+            )  # fmt: skip
+        return self._loader
+
     def iterate(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        sampler: Any = self.sampler if self.train else self._eval_index
-        sampler = _SkipSampler(sampler, start_step * self.local) if start_step else sampler
-        loader = DataLoader(
-            self.dataset, batch_size=self.local, sampler=sampler, drop_last=self.train,
-            num_workers=self.workers, pin_memory=torch.cuda.is_available(),
-            generator=generator(self.seed, self.epoch, self.rank), persistent_workers=False,
-        )  # fmt: skip
-        for x, y in loader:
+        self._positions.epoch = self.epoch
+        self._positions.start = start_step * self.local
+        for x, y in self._dataloader():
             yield (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
 
 
@@ -266,7 +323,7 @@ def build_loader(
     rank: int = 0,
     world_size: int = 1,
     device: torch.device | str = "cpu",
-    workers: int = 2,
+    workers: int | None = None,
     channels_last: bool = False,
 ) -> TensorBatchLoader | FileBatchLoader:
     """A deterministic batch loader for ``dataset`` (see the module docstring).

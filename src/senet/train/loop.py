@@ -1,193 +1,73 @@
-"""The training loop and evaluation: SGD with the paper's recipes, resumable, on one or many processes.
+"""A training run: ``train(config)`` — lock, resume or extend, epochs, checkpoints, the results.
 
 ``train(config)`` runs (or resumes) a run into ``config.out`` with the layout of
-docs/ARCHITECTURE.md; ``evaluate(model, data)`` gives top-1/top-5 error (%), loss and count.
-Determinism: the batch order and augmentation depend only on (seed, epoch, step) and the global
-RNG is re-seeded from (seed, epoch, step, rank) before every step, so a run interrupted anywhere
-and resumed ends with bitwise the same weights on CPU as an uninterrupted run.
+docs/ARCHITECTURE.md. The steps themselves are ``senet.train.engine.train_one_epoch`` and
+``evaluate``; this module decides where a run starts (a fresh directory, a checkpoint, a finished
+run to extend), which precision it trains in, and writes checkpoints, metrics and the summary.
+A run interrupted anywhere (Ctrl-C, SIGTERM, ``stop_after_epochs``) and resumed ends with bitwise
+the same weights on CPU as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
-import signal
-import sys
 import time
-from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from senet._version import __version__
-from senet.data import build_loader, mix_seed
-from senet.factory import create_model
 from senet.interop.weights_file import save_weights
 from senet.train import distributed as D
 from senet.train.checkpoint import (
+    CHECKPOINT,
     config_differences,
-    load_checkpoint,
+    has_checkpoint,
+    load_latest,
+    remove_checkpoints,
     save_checkpoint,
     set_rng_state,
 )
-from senet.train.inputs import Loader, build_inputs
-from senet.train.metrics import RunRecorder, plot_curves, topk_correct
+from senet.train.console import ConsoleLog
+from senet.train.engine import (
+    NonFiniteLossError,
+    StepRunner,
+    StopFlag,
+    TrainLog,
+    evaluate,
+    train_one_epoch,
+)
+from senet.train.inputs import DataInfo, Loader, build_inputs
+from senet.train.metrics import RunRecorder, plot_curves
+from senet.train.model_setup import (
+    build_for_data,
+    describe_start,
+    param_groups,
+    set_train_mode,
+    start_weights,
+)
 from senet.train.recipes import TrainConfig
+from senet.train.rundir import RunLock, RunLockedError
 from senet.train.schedule import LRSchedule
+from senet.utils.cpu import choose_precision
 from senet.utils.io import atomic_write_json
 from senet.utils.malloc import keep_freed_memory
 
-NOTE_EVERY_S = 60.0  # without a progress bar (not a TTY), a progress line on stderr this often
+__all__ = ["NonFiniteLossError", "evaluate", "train"]
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def _autocast(device: torch.device, amp: str) -> Any:
-    if amp == "none":
-        return nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    data: Loader | Dataset,
-    *,
-    device: torch.device | str | None = None,
-    batch_size: int = 256,
-    mean: tuple[float, ...] | None = None,
-    std: tuple[float, ...] | None = None,
-    amp: str = "none",
-    dist: D.DistInfo | None = None,
-    return_logits: bool = False,
-) -> dict[str, Any]:
-    """Top-1/top-5 error (%), mean cross-entropy and image count of ``model`` on ``data`` (Sec. 5).
-
-    ``data`` is a loader or a dataset (an in-memory one is normalised with ``mean``/``std``, else
-    with the model's checkpoint metadata, else with its own statistics). Top-5 is top-min(5, C).
-    """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    if isinstance(data, Dataset):
-        meta = getattr(model, "checkpoint_metadata", {}) or {}
-        mean = mean or meta.get("mean")
-        std = std or meta.get("std")
-        resize = meta.get("resize", meta.get("eval_resize"))
-        data = build_loader(
-            data, batch_size, train=False, mean=mean, std=std, device=device,
-            input_size=meta.get("input_size"), eval_resize=resize,
-        )  # fmt: skip
-    was_training = model.training
-    model.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1 hits, top-5 hits, n
-    logits_all, labels_all = [], []
-    for x, y in data:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, amp):
-            logits = model(x)
-        logits = logits.float()
-        c1, c5 = topk_correct(logits, y)
-        loss = nn.functional.cross_entropy(logits, y, reduction="sum")
-        sums += torch.stack(
-            [loss.double(), c1.double(), c5.double(), torch.tensor(len(y), device=device).double()]
-        )
-        if return_logits:
-            logits_all.append(logits.cpu())
-            labels_all.append(y.cpu())
-    model.train(was_training)
-    if dist is not None:
-        D.all_reduce_sum(sums, dist)
-    loss_sum, c1, c5, n = sums.tolist()
-    if n == 0:
-        raise ValueError("evaluation data is empty")
-    out: dict[str, Any] = {
-        "top1_err": 100.0 * (1 - c1 / n), "top5_err": 100.0 * (1 - c5 / n), "loss": loss_sum / n, "n": int(n),
-    }  # fmt: skip
-    if return_logits:
-        out["logits"], out["labels"] = torch.cat(logits_all), torch.cat(labels_all)
-    return out
-
-
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps and checkpoints before exiting."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def __call__(self, signum: int, frame: object) -> None:
-        self.signal = signum
-
-    @contextmanager
-    def installed(self) -> Any:
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in old:
-            signal.signal(s, self)
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-
-def _model_for(config: TrainConfig, num_classes: int, in_chans: int, size: int) -> nn.Module:
-    options = dict(config.model_options)
-    if "num_classes" in options:
-        raise ValueError(
-            "set num_classes with --num-classes (TrainConfig.num_classes), not in model options"
-        )
-    if config.num_classes is not None and config.num_classes != num_classes:
-        raise ValueError(
-            f"--num-classes {config.num_classes} disagrees with the data, which has {num_classes} classes; "
-            "drop --num-classes (it defaults to the data's) or point --data-dir at the right dataset"
-        )
-    model = create_model(config.model, num_classes=num_classes, **options)
-    probe = torch.zeros(2, in_chans, min(size, 64), min(size, 64))
-    try:
-        model.eval()
-        with torch.no_grad():
-            out = model(probe)
-    except RuntimeError as err:
-        raise ValueError(
-            f"model {config.model} does not take the data's {in_chans}-channel images ({err}); "
-            f"pass the model option in_chans={in_chans} (e.g. --model-option in_chans={in_chans})"
-        ) from None
-    finally:
-        model.train()
-    if out is not None and out.shape[1] != num_classes:
-        raise ValueError(
-            f"model {config.model} outputs {out.shape[1]} classes but the data has {num_classes}"
-        )
-    return model
-
-
-def _status_line(rec: dict[str, Any], epochs: int) -> str:
-    val = (
-        f" val {rec['val_top1_err']:.2f}/{rec['val_top5_err']:.2f}% loss {rec['val_loss']:.4f}"
-        if rec.get("val_top1_err") is not None
-        else ""
-    )
-    return (
-        f"epoch {rec['epoch']}/{epochs}: lr {rec['lr']:.4g} train loss {rec['train_loss']:.4f} "
-        f"err {rec['train_top1_err']:.2f}/{rec['train_top5_err']:.2f}%{val} "
-        f"{rec['images_per_s']:.0f} img/s {rec['epoch_time_s']:.1f}s"
-    )
-
-
-def train(config: TrainConfig) -> dict[str, Any]:
+def train(config: TrainConfig, log: TrainLog | None = None) -> dict[str, Any]:
     """Train ``config`` into ``config.out``; returns the summary (also written as summary.json).
 
-    Resumable (``config.resume``) from ``out/checkpoint.pt``; a finished run (summary.json
-    present) is returned as is unless ``config.force``. Under torchrun it trains with DDP.
+    Resumable (``config.resume``) from ``out/checkpoint.pt`` (or the older copy beside it), also
+    with more epochs than before (extending a finished run); a finished run is returned as is
+    unless ``config.force``. The directory is locked while training. Under torchrun: DDP.
+    ``log`` receives progress (default: ``ConsoleLog`` on rank 0).
     """
     config.validate()
     if config.threads:
@@ -195,327 +75,402 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if config.keep_freed_memory:
         keep_freed_memory()  # large maps reused instead of page-faulted in anew (no-op off glibc)
     dist = D.setup(config.device)
+    log = log or ConsoleLog(dist.is_main, config.progress)
+    lock = None
     try:
-        return _train(config, dist)
+        lock = _lock(Path(config.out_dir), dist, log)
+        return _Run.start(config, dist, log)
     finally:
+        log.close()
+        if lock is not None:
+            lock.release()
         D.cleanup(dist)
 
 
-def _prepare_out(config: TrainConfig, out: Path, dist: D.DistInfo) -> dict[str, Any] | None:
-    summary, ckpt = out / "summary.json", out / "checkpoint.pt"
+def _lock(out: Path, dist: D.DistInfo, log: TrainLog) -> RunLock | None:
+    """Rank 0 locks the run directory; every rank learns whether that failed."""
+    lock, error = None, None
+    if dist.is_main:
+        try:
+            lock = RunLock(out, log.message).acquire()
+        except RunLockedError as err:
+            error = str(err)
+    error = D.broadcast_object(error, dist)
+    if error:
+        raise RunLockedError(error)
+    return lock
+
+
+# --------------------------------------------------------------------------------------------
+# Where a run starts: fresh, from a checkpoint, or extending a finished run
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Start:
+    config: TrainConfig
+    state: dict[str, Any] | None = None
+    done: dict[str, Any] | None = None  # a finished run's summary (nothing to do)
+    extends: bool = False
+
+
+def _where_to_start(config: TrainConfig, out: Path, dist: D.DistInfo, log: TrainLog) -> _Start:
+    summary = out / "summary.json"
+    extends = False
     if summary.is_file() and not config.force:
         done = json.loads(summary.read_text())
-        done["status"] = "already_finished"
-        if dist.is_main:
-            print(
-                f"{out} holds a finished run (summary.json); pass --force to train it again",
-                file=sys.stderr,
+        trained = int(done.get("epochs", 0))
+        if not config.resume or config.epochs <= trained:
+            done["status"] = "already_finished"
+            extend = f"senet train --resume --out {out} --epochs M (M > {trained}) extends it"
+            log.message(
+                f"{out} holds a finished run of {trained} epochs (summary.json); {extend}, "
+                "--force trains it again"
             )
-        return done
-    if ckpt.is_file() and not config.resume and not config.force:
+            return _Start(config, done=done)
+        extends = True
+    if has_checkpoint(out) and not config.resume and not config.force:
         raise ValueError(
             f"{out} already holds a checkpoint of an unfinished run; pass --resume to continue it, "
             "--force to start over, or a different --out"
         )
     D.barrier(dist)
     if dist.is_main and config.force and not config.resume:
-        for name in ("summary.json", "checkpoint.pt", "metrics.jsonl", "metrics.csv"):
+        remove_checkpoints(out)
+        for name in ("summary.json", "metrics.jsonl", "metrics.csv"):
             (out / name).unlink(missing_ok=True)
     D.barrier(dist)
-    return None
+    state = load_latest(out, log.message) if config.resume else None
+    if config.resume and state is None:
+        log.message(f"no checkpoint in {out}; starting a new run")
+    if state is not None:
+        config = resumed_config(config, state, log)
+    elif extends:
+        raise ValueError(
+            f"{out} holds a finished run but no checkpoint to extend it from; pass --force to "
+            "train it again with the new --epochs"
+        )
+    if extends and dist.is_main:
+        summary.unlink()  # the run is unfinished again until the extension ends
+    return _Start(config, state, extends=extends)
 
 
-def _train(config: TrainConfig, dist: D.DistInfo) -> dict[str, Any]:
-    out = Path(config.out_dir)
-    done = _prepare_out(config, out, dist)
-    if done is not None:
-        return done
-    device, main = dist.device, dist.is_main
-    if config.amp == "fp16" and device.type == "cpu":
-        raise ValueError("--amp fp16 needs a CUDA device; use --amp bf16 on CPU")
+def resumed_config(config: TrainConfig, state: dict[str, Any], log: TrainLog) -> TrainConfig:
+    """``config`` as it resumes ``state``: precision left on auto kept from the checkpoint, the
+    schedule's span pinned when ``epochs`` changes; incompatible options refused (listed)."""
+    saved = state["config"]
+    trained = int(state["epoch"]) + (1 if state.get("step") else 0)
+    if config.epochs < trained:
+        raise ValueError(
+            f"the run has already trained {trained} epochs; --epochs {config.epochs} would undo "
+            f"them: pass --epochs ≥ {trained}"
+        )
+    span = int(saved.get("schedule_epochs") or saved["epochs"])
+    changes: dict[str, Any] = {}
+    if config.amp == "auto":
+        changes["amp"] = saved.get("amp", "none")
+    elif config.amp != saved.get("amp", "none"):
+        log.message(
+            f"note: autocast {saved.get('amp', 'none')} in the checkpoint, {config.amp} now as "
+            "asked; from here the run is not bitwise what an uninterrupted one would compute"
+        )
+    if config.channels_last is None:
+        changes["channels_last"] = bool(saved.get("channels_last", False))
+    if config.schedule_epochs is None and config.epochs != span:
+        changes["schedule_epochs"] = span
+    config = dataclasses.replace(config, **changes)
+    diffs = config_differences(saved, config.to_dict())
+    if config.schedule_span != span:
+        diffs.append(f"schedule_epochs: checkpoint {span} vs now {config.schedule_span}")
+    if diffs:
+        raise ValueError(
+            "cannot resume from the checkpoint: it was written with different options ("
+            + "; ".join(diffs)
+            + "); rerun with the checkpoint's options (`senet train --resume --out DIR` reads them), "
+            "or --force to start over"
+        )
+    if config.epochs > span and config.schedule == "cosine":
+        raise ValueError(
+            f"a cosine schedule ends at lr 0 after its {span} epochs, so --epochs {config.epochs} "
+            "would train at lr 0; start a new run from this one's weights instead "
+            "(--init OUT/model.safetensors with its own schedule)"
+        )
+    if config.epochs > int(saved["epochs"]):
+        log.message(
+            f"extending the run from {saved['epochs']} to {config.epochs} epochs; the "
+            f"{config.schedule} schedule keeps its {span}-epoch span (docs/training.md)"
+        )
+    return config
 
-    train_loader, val_loader, prep = build_inputs(config, dist.rank, dist.world_size, device)
-    steps = len(train_loader)
-    torch.manual_seed(config.seed)
-    model = _model_for(
-        config, len(prep.classes), prep.preprocessing.in_chans, prep.preprocessing.input_size
-    )
-    if config.sync_bn and dist.distributed:
-        if device.type != "cuda":
-            raise ValueError(
-                "--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel); drop it on CPU"
-            )
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(
-        device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format
-    )
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.effective_lr, momentum=config.momentum,
-        nesterov=config.nesterov, weight_decay=config.weight_decay,
-    )  # fmt: skip
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
-    schedule = LRSchedule(config, steps)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    start_epoch, start_step, history, partial = 0, 0, [], None
-    ckpt_path = out / "checkpoint.pt"
-    cfg_dict = config.to_dict()
-    if config.resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
-        diffs = config_differences(state["config"], cfg_dict)
-        if diffs:
-            raise ValueError(
-                f"cannot resume from {ckpt_path}: it was written with different options ("
-                + "; ".join(diffs)
-                + "); rerun with the checkpoint's options, or --force to start over"
-            )
+
+def _resolve_precision(
+    config: TrainConfig, device: torch.device, resumed: bool
+) -> tuple[TrainConfig, str]:
+    """The run's config with autocast/layout resolved, and the sentence saying why."""
+    choice = choose_precision(device, config.amp, config.channels_last)
+    if resumed:
+        choice = dataclasses.replace(choice, reason="kept from the run's checkpoint unless asked")
+    config = dataclasses.replace(config, amp=choice.amp, channels_last=choice.channels_last)
+    return config, choice.describe()
+
+
+# --------------------------------------------------------------------------------------------
+# The run itself
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    """A run in progress: its data, model, optimizer, position and records."""
+
+    config: TrainConfig
+    dist: D.DistInfo
+    log: TrainLog
+    out: Path
+    train_loader: Loader
+    val_loader: Loader
+    info: DataInfo
+    model: nn.Module  # the bare model (weights, checkpoints)
+    runner: StepRunner  # model as called (DDP/compiled), optimizer, schedule, precision
+    schedule: LRSchedule
+    precision: str
+    started_from: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0
+    step: int = 0
+    partial: torch.Tensor | None = None
+    recorder: RunRecorder | None = None
+
+    @classmethod
+    def start(cls, config: TrainConfig, dist: D.DistInfo, log: TrainLog) -> dict[str, Any]:
+        out = Path(config.out_dir)
+        start = _where_to_start(config, out, dist, log)
+        if start.done is not None:
+            return start.done
+        if start.state is None:
+            start_weights(start.config)  # a missing --init file fails before the data loads
+        config, precision = _resolve_precision(start.config, dist.device, start.state is not None)
+        log.message(f"precision: {precision}")
+        run = cls._build(config, dist, log, out, precision, start.state)
+        return run.run_epochs()
+
+    @classmethod
+    def _build(
+        cls, config: TrainConfig, dist: D.DistInfo, log: TrainLog, out: Path, precision: str,
+        state: dict[str, Any] | None,
+    ) -> _Run:  # fmt: skip
+        device = dist.device
+        train_loader, val_loader, info = build_inputs(config, dist.rank, dist.world_size, device)
+        torch.manual_seed(config.seed)
+        prep = info.preprocessing
+        model, notes = build_for_data(
+            config, len(info.classes), prep.in_chans, prep.input_size, resuming=state is not None
+        )
+        for note in notes:
+            log.message(f"note: {note}")
+        if config.sync_bn and dist.distributed:
+            if device.type != "cuda":
+                raise ValueError(
+                    "--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU kernel); drop it on CPU"
+                )
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        layout = torch.channels_last if config.channels_last else torch.preserve_format
+        model.to(device, memory_format=layout)
+        optimizer = torch.optim.SGD(
+            param_groups(model, config), lr=config.effective_lr, momentum=config.momentum,
+            nesterov=config.nesterov, weight_decay=config.weight_decay,
+        )  # fmt: skip
+        scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+        schedule = LRSchedule(config, len(train_loader))
+        fwd = model
+        if dist.distributed:
+            ids = [device.index] if device.type == "cuda" else None
+            fwd = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        fwd = torch.compile(fwd) if config.compile else fwd
+        runner = StepRunner(
+            fwd, optimizer, schedule.lr, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+            amp=config.amp, scaler=scaler, seed=config.seed, dist=dist, device=device,
+        )  # fmt: skip
+        run = cls(config, dist, log, out, train_loader, val_loader, info, model, runner, schedule,
+                  precision, describe_start(config))  # fmt: skip
+        if state is not None:
+            run._restore(state)
+        return run
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``: weights, optimizer, schedule, RNG, position, history."""
         try:
-            model.load_state_dict(state["model"])
+            self.model.load_state_dict(state["model"])
         except RuntimeError as err:
+            first = str(err).splitlines()[0]
             raise ValueError(
-                f"cannot resume from {ckpt_path}: its weights do not fit {config.model}: {err}"
+                f"cannot resume from {self.out / CHECKPOINT}: its weights do not fit "
+                f"{self.config.model} ({first})"
             ) from None
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        schedule.load_state_dict(state["schedule"])
+        self.runner.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler") and self.runner.scaler is not None:
+            self.runner.scaler.load_state_dict(state["scaler"])
+        self.schedule.load_state_dict(state["schedule"])
         set_rng_state(state["rng"])
-        start_epoch, start_step = int(state["epoch"]), int(state["step"])
-        history, partial = list(state["history"]), state.get("partial")
-        if main:
-            print(
-                f"resuming {out} at epoch {start_epoch + 1} step {start_step}/{steps}",
-                file=sys.stderr,
-            )
-    elif config.resume and main:
-        print(f"no checkpoint in {out}; starting a new run", file=sys.stderr)
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history, self.partial = list(state["history"]), state.get("partial")
+        steps = len(self.train_loader)
+        self.log.message(f"resuming {self.out} at epoch {self.epoch + 1} step {self.step}/{steps}")
 
-    raw_model = model
-    if dist.distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    fwd_model = torch.compile(model) if config.compile else model
-
-    recorder = RunRecorder(out, main, config.tensorboard)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", {**cfg_dict, "world_size": dist.world_size})
-        recorder.write(history)
-        if recorder.tensorboard_note:
-            print(recorder.tensorboard_note, file=sys.stderr)
-
-    def checkpoint(epoch: int, step: int, acc: torch.Tensor | None) -> None:
-        if main:
-            save_checkpoint(ckpt_path, {
-                "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "epoch": epoch, "step": step, "history": history, "config": cfg_dict,
-                "partial": None if acc is None else acc.cpu(),
+    def save_state(self, epoch: int, step: int, sums: torch.Tensor | None) -> None:
+        """Checkpoint position (``epoch`` in progress, ``step`` within it) on rank 0; all wait."""
+        if self.dist.is_main:
+            scaler = self.runner.scaler
+            save_checkpoint(self.out / CHECKPOINT, {
+                "model": self.model.state_dict(), "optimizer": self.runner.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
+                "epoch": epoch, "step": step, "history": self.history, "config": self.config_dict(),
+                "partial": None if sums is None else sums.cpu(),
             })  # fmt: skip
-        D.barrier(dist)
+        D.barrier(self.dist)
 
-    progress = sys.stderr.isatty() if config.progress is None else config.progress
-    stop = _StopFlag()
-    epochs_this_call, status = 0, "finished"
-    t_run = time.perf_counter()
-    with stop.installed():
-        for epoch in range(start_epoch, config.epochs):
-            if (
-                config.stop_after_epochs is not None
-                and epochs_this_call >= config.stop_after_epochs
-            ):
-                status = "stopped"
-                break
-            train_loader.set_epoch(epoch)
-            model.train()
-            if config.freeze_bn_epochs and epoch >= config.epochs - config.freeze_bn_epochs:
-                for m in raw_model.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.eval()
-            acc = torch.zeros(4, dtype=torch.float64, device=device)
-            if partial is not None and start_step > 0:
-                acc += partial.to(device)
-            bar = None
-            if progress and main:
-                from tqdm import tqdm
+    def config_dict(self) -> dict[str, Any]:
+        return {**self.config.to_dict(), "world_size": self.dist.world_size,
+                "precision": self.precision}  # fmt: skip
 
-                bar = tqdm(
-                    total=steps,
-                    initial=start_step,
-                    desc=f"epoch {epoch + 1}/{config.epochs}",
-                    leave=False,
-                )
-            t0, lr = time.perf_counter(), schedule.lr(epoch, start_step)
-            last_note = t0
-            for step, (x, y) in enumerate(train_loader.iterate(start_step), start=start_step):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                lr = schedule.lr(epoch, step)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                torch.manual_seed(mix_seed(config.seed, epoch, step, dist.rank, 2))
-                with _autocast(device, config.amp):
-                    logits = fwd_model(x)
-                    loss = criterion(logits.float(), y)
-                flags = torch.tensor(
-                    [float(not torch.isfinite(loss.detach())), float(stop.signal is not None)],
-                    device=device,
-                )
-                D.all_reduce_sum(flags, dist)
-                if flags[0] > 0:
-                    if bar is not None:
-                        bar.close()
-                    last = f"end of epoch {start_epoch if not history else history[-1]['epoch']}"
-                    kept = (
-                        f"the last good checkpoint {ckpt_path} ({last}) is kept"
-                        if ckpt_path.is_file()
-                        else "no checkpoint was written yet"
-                    )
-                    raise NonFiniteLossError(
-                        f"training loss became {loss.item()} at epoch {epoch + 1} step {step} (lr {lr:.4g}); "
-                        f"stopped, {kept}. Lower --lr, add --warmup-epochs or --constant-warmup-iters, "
-                        "or check the data"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                with torch.no_grad():
-                    c1, c5 = topk_correct(logits.detach().float(), y)
-                    acc += torch.stack([loss.detach().double() * len(y), c1.double(), c5.double(),
-                                        torch.tensor(float(len(y)), device=device, dtype=torch.float64)])  # fmt: skip
-                if bar is not None:
-                    bar.update(1)
-                elif main and time.perf_counter() - last_note > NOTE_EVERY_S:
-                    last_note = time.perf_counter()
-                    done_n = acc[3].item()
-                    print(f"  epoch {epoch + 1} step {step + 1}/{steps}: loss {acc[0].item() / max(done_n, 1):.4f}",
-                          file=sys.stderr, flush=True)  # fmt: skip
-                if flags[1] > 0:
-                    if bar is not None:
-                        bar.close()
-                    checkpoint(epoch, step + 1, acc)
-                    if main:
-                        print(f"interrupted (signal {stop.signal}); checkpoint saved at epoch {epoch + 1} "
-                              f"step {step + 1}; continue with --resume", file=sys.stderr)  # fmt: skip
-                    recorder.close()
-                    return {
-                        "status": "interrupted",
-                        "epoch": epoch,
-                        "step": step + 1,
-                        "out": str(out),
-                    }
-            train_time = time.perf_counter() - t0
-            if bar is not None:
-                bar.close()
-            D.all_reduce_sum(acc, dist)
-            loss_sum, c1, c5, n = acc.tolist()
-            rec: dict[str, Any] = {
-                "epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / n,
-                "train_top1_err": 100 * (1 - c1 / n), "train_top5_err": 100 * (1 - c5 / n),
-                "images_per_s": (n - (partial[3].item() if partial is not None and start_step else 0)) / max(train_time, 1e-9),
-                "epoch_time_s": train_time, "val_loss": None, "val_top1_err": None, "val_top5_err": None,
-            }  # fmt: skip
-            t1 = time.perf_counter()
-            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-                D.broadcast_buffers(raw_model, dist)
-                ev = evaluate(raw_model, val_loader, device=device, amp=config.amp, dist=dist)
-                rec.update(
-                    val_loss=ev["loss"], val_top1_err=ev["top1_err"], val_top5_err=ev["top5_err"]
-                )
-            rec["eval_time_s"] = time.perf_counter() - t1
-            history.append(rec)
-            schedule.epoch_end(
-                rec["val_loss"] if rec["val_loss"] is not None else rec["train_loss"]
+    def run_epochs(self) -> dict[str, Any]:
+        """Train the remaining epochs; the summary, or a dict saying where it stopped."""
+        cfg, out = self.config, self.out
+        self.recorder = RunRecorder(out, self.dist.is_main, cfg.tensorboard)
+        if self.dist.is_main:
+            atomic_write_json(out / "config.json", self.config_dict())
+            self.recorder.write(self.history)
+            if self.recorder.tensorboard_note:
+                self.log.message(self.recorder.tensorboard_note)
+        stop, t_run, this_call = StopFlag(), time.perf_counter(), 0
+        try:
+            with stop.installed():
+                for epoch in range(self.epoch, cfg.epochs):
+                    if cfg.stop_after_epochs is not None and this_call >= cfg.stop_after_epochs:
+                        break
+                    stopped = self._epoch(epoch, stop)
+                    if stopped is not None:
+                        return stopped
+                    this_call += 1
+        finally:
+            self.recorder.close()
+        if len(self.history) < cfg.epochs:
+            self.log.message(
+                f"stopped after {len(self.history)}/{cfg.epochs} epochs; continue with --resume"
             )
-            start_step, partial = 0, None
-            epochs_this_call += 1
-            checkpoint(epoch + 1, 0, None)
-            if main:
-                recorder.write(history)
-                print(_status_line(rec, config.epochs), flush=True)
-            if stop.signal is not None:
-                if main:
-                    print(
-                        f"interrupted (signal {stop.signal}) after epoch {epoch + 1}; continue with --resume",
-                        file=sys.stderr,
-                    )
-                recorder.close()
-                return {"status": "interrupted", "epoch": epoch + 1, "step": 0, "out": str(out)}
-    recorder.close()
-    if status == "stopped" or len(history) < config.epochs:
-        if main:
-            print(
-                f"stopped after {len(history)}/{config.epochs} epochs; continue with --resume",
-                file=sys.stderr,
+            return {"status": "stopped", "epoch": len(self.history), "step": 0, "out": str(out),
+                    "history": self.history}  # fmt: skip
+        return self.finish(time.perf_counter() - t_run)
+
+    def _epoch(self, epoch: int, stop: StopFlag) -> dict[str, Any] | None:
+        """One epoch: train (from the saved step), evaluate, record, checkpoint; a dict if stopped."""
+        cfg, start = self.config, self.step
+        partial = self.partial if start > 0 else None
+        self.runner.train_mode = lambda: set_train_mode(self.model, cfg, epoch, self.runner.model)
+        try:
+            res = train_one_epoch(self.runner, self.train_loader, epoch, start_step=start,
+                                  sums=partial, stop=stop, log=self.log, epochs=cfg.epochs)  # fmt: skip
+        except NonFiniteLossError as err:
+            last = f"end of epoch {self.history[-1]['epoch'] if self.history else epoch}"
+            kept = (f"the last good checkpoint {self.out / CHECKPOINT} ({last}) is kept"
+                    if (self.out / CHECKPOINT).is_file() else "no checkpoint was written yet")  # fmt: skip
+            raise NonFiniteLossError(
+                f"{err}; stopped, {kept}. Lower --lr, add --warmup-epochs or "
+                "--constant-warmup-iters, or check the data"
+            ) from None
+        if res.interrupted:
+            self.save_state(epoch, res.next_step, res.sums)
+            self.log.message(f"interrupted (signal {stop.signal}); checkpoint saved at epoch "
+                             f"{epoch + 1} step {res.next_step}; continue with --resume")  # fmt: skip
+            return {
+                "status": "interrupted",
+                "epoch": epoch,
+                "step": res.next_step,
+                "out": str(self.out),
+            }
+        rec = self._record(epoch, res, partial)
+        self.history.append(rec)
+        self.schedule.epoch_end(
+            rec["val_loss"] if rec["val_loss"] is not None else rec["train_loss"]
+        )
+        self.step, self.partial = 0, None
+        self.save_state(epoch + 1, 0, None)
+        if self.dist.is_main:
+            self.recorder.write(self.history)  # type: ignore[union-attr]
+        self.log.epoch_end(rec, cfg.epochs)
+        if stop.signal is not None:
+            self.log.message(f"interrupted (signal {stop.signal}) after epoch {epoch + 1}; "
+                             "continue with --resume")  # fmt: skip
+            return {"status": "interrupted", "epoch": epoch + 1, "step": 0, "out": str(self.out)}
+        return None
+
+    def _record(self, epoch: int, res: Any, partial: torch.Tensor | None) -> dict[str, Any]:
+        """The epoch's metrics row (training sums over all ranks, validation when due)."""
+        D.all_reduce_sum(res.sums, self.dist)
+        loss_sum, c1, c5, n = res.sums.tolist()
+        before = partial[3].item() if partial is not None else 0.0
+        rec: dict[str, Any] = {
+            "epoch": epoch + 1, "lr": res.lr, "train_loss": loss_sum / n,
+            "train_top1_err": 100 * (1 - c1 / n), "train_top5_err": 100 * (1 - c5 / n),
+            "images_per_s": (n - before) / max(res.time_s, 1e-9), "epoch_time_s": res.time_s,
+            "val_loss": None, "val_top1_err": None, "val_top5_err": None,
+        }  # fmt: skip
+        t1 = time.perf_counter()
+        cfg = self.config
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            D.broadcast_buffers(self.model, self.dist)
+            ev = evaluate(self.model, self.val_loader, device=self.dist.device, amp=cfg.amp,
+                          dist=self.dist)  # fmt: skip
+            rec.update(
+                val_loss=ev["loss"], val_top1_err=ev["top1_err"], val_top5_err=ev["top5_err"]
             )
-        return {
-            "status": "stopped",
-            "epoch": len(history),
-            "step": 0,
-            "out": str(out),
-            "history": history,
-        }
-    summary = _finish(
-        config,
-        out,
-        raw_model,
-        history,
-        prep,
-        train_loader,
-        val_loader,
-        dist,
-        time.perf_counter() - t_run,
-    )
-    return summary
+        rec["eval_time_s"] = time.perf_counter() - t1
+        return rec
 
+    def finish(self, run_time: float) -> dict[str, Any]:
+        """Write model.safetensors, curves.png and (last) summary.json; return the summary."""
+        cfg, history, out = self.config, self.history, self.out
+        last = history[-1]
+        vals = [r["val_top1_err"] for r in history if r.get("val_top1_err") is not None]
+        tl, vl = self.train_loader.dataset, self.val_loader.dataset
+        summary: dict[str, Any] = {
+            "status": "finished", "model": cfg.model, "dataset": cfg.dataset, "recipe": cfg.recipe,
+            "epochs": cfg.epochs, "seed": cfg.seed, "world_size": self.dist.world_size,
+            "train_loss": last["train_loss"], "train_top1_err": last["train_top1_err"],
+            "val_loss": last["val_loss"], "val_top1_err": last["val_top1_err"], "val_top5_err": last["val_top5_err"],
+            "best_val_top1_err": min(vals) if vals else None,
+            "train_images": len(tl), "val_images": len(vl),
+            "skipped_corrupt": {"train": len(getattr(tl, "skipped", [])), "val": len(getattr(vl, "skipped", []))},
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "started_from": self.started_from, "precision": self.precision, "amp": cfg.amp,
+            "channels_last": cfg.channels_last,
+            "train_time_s": sum(r["epoch_time_s"] for r in history),
+            "mean_images_per_s": sum(r["images_per_s"] for r in history) / len(history),
+            "device": str(self.dist.device), "torch": torch.__version__, "senet": __version__,
+            "python": platform.python_version(), "machine": platform.machine(),
+            "out": str(out), "this_call_time_s": run_time,
+        }  # fmt: skip
+        if self.dist.is_main:
+            self._write_results(summary)
+        D.barrier(self.dist)
+        return summary
 
-def _finish(
-    config: TrainConfig, out: Path, model: nn.Module, history: list[dict[str, Any]], prep: Any,
-    train_loader: Loader, val_loader: Loader, dist: D.DistInfo, run_time: float,
-) -> dict[str, Any]:  # fmt: skip
-    """Write model.safetensors, curves.png and (last) summary.json; return the summary."""
-    last = history[-1]
-    vals = [r["val_top1_err"] for r in history if r.get("val_top1_err") is not None]
-    summary: dict[str, Any] = {
-        "status": "finished", "model": config.model, "dataset": config.dataset, "recipe": config.recipe,
-        "epochs": config.epochs, "seed": config.seed, "world_size": dist.world_size,
-        "train_loss": last["train_loss"], "train_top1_err": last["train_top1_err"],
-        "val_loss": last["val_loss"], "val_top1_err": last["val_top1_err"], "val_top5_err": last["val_top5_err"],
-        "best_val_top1_err": min(vals) if vals else None,
-        "train_images": len(train_loader.dataset), "val_images": len(val_loader.dataset),
-        "skipped_corrupt": {
-            "train": len(getattr(train_loader.dataset, "skipped", [])),
-            "val": len(getattr(val_loader.dataset, "skipped", [])),
-        },
-        "params": sum(p.numel() for p in model.parameters()),
-        "train_time_s": sum(r["epoch_time_s"] for r in history),
-        "mean_images_per_s": sum(r["images_per_s"] for r in history) / len(history),
-        "device": str(dist.device), "torch": torch.__version__, "senet": __version__,
-        "python": platform.python_version(), "machine": platform.machine(),
-        "out": str(out), "this_call_time_s": run_time,
-    }  # fmt: skip
-    if dist.is_main:
-        meta = {
-            **prep.as_metadata(),
-            "source": f"senet train ({config.recipe} recipe, {config.dataset})",
-        }
-        save_weights(model, out / "model.safetensors", meta)
-        note = plot_curves(history, out / "curves.png", f"{config.model} on {config.dataset}")
+    def _write_results(self, summary: dict[str, Any]) -> None:
+        cfg, out, last = self.config, self.out, self.history[-1]
+        source = f"senet train ({cfg.recipe} recipe, {cfg.dataset}; from {self.started_from})"
+        save_weights(
+            self.model, out / "model.safetensors", {**self.info.as_metadata(), "source": source}
+        )
+        note = plot_curves(self.history, out / "curves.png", f"{cfg.model} on {cfg.dataset}")
         if note:
-            print(note, file=sys.stderr)
+            self.log.message(note)
         atomic_write_json(out / "summary.json", summary)
         skipped = summary["skipped_corrupt"]
-        extra = (
-            f"; skipped {skipped['train']}+{skipped['val']} corrupt images"
-            if any(skipped.values())
-            else ""
-        )
+        extra = (f"; skipped {skipped['train']}+{skipped['val']} corrupt images"
+                 if any(skipped.values()) else "")  # fmt: skip
         v1 = "n/a" if last["val_top1_err"] is None else f"{last['val_top1_err']:.2f}%"
         v5 = "n/a" if last["val_top5_err"] is None else f"{last['val_top5_err']:.2f}%"
         print(
-            f"done: {config.model} on {config.dataset}, {config.epochs} epochs: val top-1 err {v1}, "
+            f"done: {cfg.model} on {cfg.dataset}, {cfg.epochs} epochs: val top-1 err {v1}, "
             f"top-5 err {v5}, train loss {last['train_loss']:.4f}; {summary['train_time_s']:.0f}s "
             f"training{extra}; results in {out}",
             flush=True,
         )
-    D.barrier(dist)
-    return summary

@@ -1,7 +1,11 @@
 """Learning-rate schedules of the paper (step, multistep, plateau) and modern ones (cosine, warm-up).
 
 The rate is a pure function of (epoch, step) plus, for ``plateau``, a small state saved in the
-checkpoint, so a resumed run uses exactly the rates of an uninterrupted one.
+checkpoint, so a resumed run uses exactly the rates of an uninterrupted one. Schedules that depend
+on the run's length (multistep fractions, cosine) span ``config.schedule_span`` epochs
+(``schedule_epochs``, else ``epochs``): an extended run keeps its original span, so the epochs it
+trained keep their rates and the added ones continue the schedule's formula past its end
+(multistep and step: the last milestone's rate, resp. the next ÷gamma steps; plateau: as before).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class LRSchedule:
         elif cfg.schedule == "multistep":
             factor = cfg.gamma ** sum(epoch >= m for m in self.milestones)
         elif cfg.schedule == "cosine":
-            span = max(cfg.epochs - cfg.warmup_epochs, 1e-9)
+            span = max(cfg.schedule_span - cfg.warmup_epochs, 1e-9)
             progress = min(max(t - cfg.warmup_epochs, 0.0) / span, 1.0)
             factor = 0.5 * (1 + math.cos(math.pi * progress))
         elif cfg.schedule == "plateau":

@@ -1,0 +1,135 @@
+"""Fine-tuning: --init WEIGHTS / --pretrained [TAG], --freeze-backbone, --backbone-lr-mult.
+
+The starting weights come from ``senet.factory.create_model(name, pretrained=...)``. Where that
+factory does not take ``pretrained`` yet, ``factory_shim`` stands in for it: every tensor of the
+file whose shape fits is kept, the rest (a resized classifier) keeps its fresh initialisation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import senet.train.model_setup as model_setup
+from senet.cli import main as cli_main
+from senet.factory import create_model as real_create_model
+from senet.interop.weights_file import read_weights
+from senet.train import get_recipe, train
+from senet.train.checkpoint import load_checkpoint
+
+
+def shim_create_model(name: str, num_classes: int | None = None, pretrained: object = False,
+                      **options: object) -> torch.nn.Module:  # fmt: skip
+    """``create_model(..., pretrained=path)`` as the factory will do it, for a local file."""
+    model = real_create_model(name, num_classes=num_classes, **options)
+    if pretrained:
+        tensors, _ = read_weights(str(pretrained))
+        own = model.state_dict()
+        fits = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(fits, strict=False)
+    return model
+
+
+@pytest.fixture
+def factory_shim(monkeypatch: pytest.MonkeyPatch) -> None:
+    if "pretrained" not in inspect.signature(real_create_model).parameters:
+        monkeypatch.setattr(model_setup, "create_model", shim_create_model)
+
+
+def tiny(data: Path, out: Path, **kw: object):
+    base = {
+        "model": "cifar_resnet20", "dataset": "imagefolder", "data_dir": str(data), "epochs": 1,
+        "batch_size": 8, "lr": 0.05, "out": str(out), "tensorboard": False, "threads": 1,
+        "crop_padding": 2, "input_size": 16, "amp": "none", "progress": False,
+        "train_subset": 24, "val_subset": 6,
+    }  # fmt: skip
+    base.update(kw)
+    return get_recipe("cifar", **base)
+
+
+@pytest.fixture(scope="module")
+def source_run(tiny_imagefolder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished three-class run whose weights the fine-tuning tests start from."""
+    out = tmp_path_factory.mktemp("source") / "run"
+    train(tiny(tiny_imagefolder, out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_classes(tmp_path_factory: pytest.TempPathFactory, imagefolder_factory) -> Path:
+    return imagefolder_factory(tmp_path_factory.mktemp("two") / "d", classes=("a", "b"), n_train=8,
+                               n_val=2)  # fmt: skip
+
+
+def test_frozen_backbone_trains_only_a_new_classifier(
+    factory_shim: None, source_run: Path, two_classes: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ft"
+    summary = train(tiny(two_classes, out, init=str(source_run), freeze_backbone=True))
+    assert summary["started_from"] == f"weights file {source_run}"
+    src, new = (
+        load_file(str(source_run / "model.safetensors")),
+        load_file(str(out / "model.safetensors")),
+    )
+    head = {"fc.weight", "fc.bias"}
+    assert new["fc.weight"].shape == (2, 64) and src["fc.weight"].shape == (3, 64)
+    frozen = [k for k in new if k not in head]
+    # everything else, BatchNorm running statistics included, is the source run's, bit for bit
+    assert frozen and all(torch.equal(new[k], src[k]) for k in frozen)
+    assert summary["trainable_params"] == 2 * 64 + 2 < summary["params"]
+    meta = read_weights(out / "model.safetensors")[1]
+    assert meta["classes"] == ["a", "b"] and "weights file" in meta["source"]
+
+
+def test_backbone_lr_multiplier_makes_two_param_groups(
+    factory_shim: None, source_run: Path, two_classes: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ft"
+    train(tiny(two_classes, out, init=str(source_run / "model.safetensors"), backbone_lr_mult=0.0))
+    groups = load_checkpoint(out / "checkpoint.pt")["optimizer"]["param_groups"]
+    assert [g["lr_mult"] for g in groups] == [1.0, 0.0]
+    assert groups[0]["lr"] > 0 and groups[1]["lr"] == 0.0
+    src, new = (
+        load_file(str(source_run / "model.safetensors")),
+        load_file(str(out / "model.safetensors")),
+    )
+    assert torch.equal(new["conv1.weight"], src["conv1.weight"])  # lr 0: weights stay
+    assert not torch.equal(new["bn1.running_mean"], src["bn1.running_mean"])  # BN still learns
+
+
+def test_start_weights_reach_the_factory_and_not_on_resume(
+    tiny_imagefolder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict] = []
+
+    def recording(name: str, num_classes: int | None = None, **kw: object) -> torch.nn.Module:
+        calls.append(dict(kw))
+        kw.pop("pretrained", None)
+        return real_create_model(name, num_classes=num_classes, **kw)
+
+    monkeypatch.setattr(model_setup, "create_model", recording)
+    out = tmp_path / "run"
+    train(tiny(tiny_imagefolder, out, pretrained="imagenet_tag", epochs=2, stop_after_epochs=1))
+    summary = train(tiny(tiny_imagefolder, out, pretrained="imagenet_tag", epochs=2, resume=True))
+    assert calls == [{"pretrained": "imagenet_tag"}, {}]  # the checkpoint holds the weights
+    assert summary["started_from"] == "pretrained weights 'imagenet_tag'"
+
+
+def test_fine_tuning_flags_on_the_command_line(
+    tiny_imagefolder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["train", "--recipe", "cifar", "--print-config"]
+    for extra, want in (([], False), (["--pretrained"], True), (["--pretrained", "v2"], "v2")):
+        assert cli_main([*base, *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["pretrained"] == want
+    assert cli_main([*base, "--init", "w.safetensors", "--pretrained"]) == 2
+    assert "pass one of them" in capsys.readouterr().err
+    code = cli_main(["train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset",
+                     "imagefolder", "--data-dir", str(tiny_imagefolder), "--init",
+                     str(tmp_path / "missing"), "--out", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2 and "no weights file there" in capsys.readouterr().err
