@@ -160,7 +160,13 @@ def _pair_builders(
     family = [p for name, p in sig.parameters.items() if name not in ("se", "se_stages")]
     defaults = {**SEConfig.defaults(), "se_stages": None}
     kw = inspect.Parameter.KEYWORD_ONLY
-    se_params = [inspect.Parameter(o, kw, default=defaults[o]) for o in se_options]
+    hints = {"se_stages": "tuple[int, ...] | None"}  # the CLI reads `se_stages=1` as (1,)
+    se_params = [
+        inspect.Parameter(
+            o, kw, default=defaults[o], annotation=hints.get(o, inspect.Parameter.empty)
+        )
+        for o in se_options
+    ]
 
     def build_plain(**options: Any) -> nn.Module:
         return build(se=None, se_stages=None, **options)
