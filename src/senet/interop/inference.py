@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from senet.data.preprocessing import Preprocessing
+from senet.interop.weights_file import preprocessing_of
 
 
 @dataclass
@@ -59,15 +59,6 @@ def load_classifier(model_or_checkpoint: str | Path) -> tuple[nn.Module, dict[st
         raise ValueError(f"{model_or_checkpoint} is neither a file nor a model name")
     meta.setdefault("input_size", get_entry(meta["model"]).input_size)  # e.g. 32 for CIFAR nets
     return model.eval(), meta
-
-
-def preprocessing_of(meta: dict[str, Any]) -> Preprocessing:
-    """The weights' evaluation preprocessing; what the metadata leaves out, from the model's registry entry."""
-    from senet.models.registry import get_entry
-
-    entry = get_entry(meta["model"]) if meta.get("model") else None
-    default = Preprocessing(entry.input_size) if entry is not None else Preprocessing()
-    return Preprocessing.from_metadata(meta, default)
 
 
 def crop_size(meta: dict[str, Any]) -> int:

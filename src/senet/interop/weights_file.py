@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from senet.data.preprocessing import Preprocessing
 from senet.interop.convert import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -135,6 +136,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     _refuse_pruned(raw, path)
     blob = raw.get(METADATA_KEY)
     return json.loads(blob) if blob else {}
+
+
+def preprocessing_of(meta: dict[str, Any]) -> Preprocessing:
+    """The weights' evaluation preprocessing; what the metadata leaves out, from the model's registry entry."""
+    entry = get_entry(meta["model"]) if meta.get("model") else None
+    default = Preprocessing(entry.input_size) if entry is not None else Preprocessing()
+    return Preprocessing.from_metadata(meta, default)
 
 
 def effective_options(model: nn.Module) -> dict[str, Any]:
