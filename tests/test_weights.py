@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -456,3 +457,68 @@ def test_torch_hub_loads_from_the_local_checkout(served_c20: Path) -> None:
     assert torch.equal(model.conv1.weight, ref.conv1.weight)
     plain = torch.hub.load(str(repo), "resnet18", source="local")
     assert plain.model_name == "resnet18"
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI: senet weights, and names in predict/eval
+# ---------------------------------------------------------------------------------------------
+def test_weights_command_lists_and_downloads(
+    served_c20: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from senet.cli import main
+
+    assert main(["weights", "se_resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "original *" in out and "77.64" in out and "256→224 bilinear" in out
+    assert "se_resnext50_32x4d" not in out and "5 entries" in out
+    assert main(["weights", "cifar_resnet20", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["cached"] is None and row["default"] and row["source"] == "senet"
+    assert main(["weights", "cifar_resnet20", "--download"]) == 0
+    assert "cifar_resnet20.base:" in capsys.readouterr().out
+    assert main(["weights", "cifar_resnet20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["cached"].endswith(served_c20.name)
+    assert main(["weights", "nothing_like_this"]) == 2
+    assert "no registered weights match 'nothing_like_this'" in capsys.readouterr().err
+
+
+def test_registered_names_in_predict_and_eval(
+    served_c20: Path, tiny_imagefolder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from senet.cli import main
+
+    val = tiny_imagefolder / "val" / "bars"
+    assert (
+        main(["predict", "cifar_resnet20.base", str(val / "000*.png"), "--json", "--topk", "2"])
+        == 0
+    )
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert len(rows) == 8 and all(r["top1"].startswith("c") for r in rows)  # the file's class names
+    assert "using weights cifar_resnet20.base" in captured.err
+    assert main(["predict", "cifar_resnet20.bsae", str(val)]) == 2
+    assert "did you mean base" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_weights_command_in_a_subprocess(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin", "SENET_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "senet", "weights", "*.original", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert {r["model"] for r in rows} == {
+        "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d",
+        "se_resnext101_32x4d", "senet154",
+    }  # fmt: skip
+    offline = subprocess.run(
+        [sys.executable, "-m", "senet", "predict", "senet154", str(tmp_path / "cat.jpg")],
+        capture_output=True, text=True, env={**env, "SENET_OFFLINE": "1"}, timeout=300,
+    )  # fmt: skip
+    assert offline.returncode == 2 and "Traceback" not in offline.stderr
+    (line,) = [x for x in offline.stderr.splitlines() if "error:" in x]
+    assert "legacy_senet154-e9eb9fe6.pth" in line and "senet convert FILE" in line
