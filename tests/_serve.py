@@ -20,7 +20,9 @@ def serve(folder: Path) -> Iterator[str]:
     """Serve ``folder`` at ``http://127.0.0.1:<free port>`` while the block runs; yields the base URL."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

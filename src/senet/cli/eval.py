@@ -101,6 +101,16 @@ def _check_positive(args: argparse.Namespace) -> None:
         raise ValueError(f"--workers {args.workers} must be ≥ 0 (0: read images in this process)")
 
 
+def _with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` completed with the parser's defaults (callers that build a Namespace by hand)."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    for key, value in vars(parser.parse_args(["eval", "-"])).items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    return args
+
+
 def _eval(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
@@ -113,6 +123,7 @@ def _eval(args: argparse.Namespace) -> int:
     from senet.utils.cpu import choose_precision
     from senet.utils.io import atomic_write
 
+    args = _with_defaults(args)
     _check_positive(args)
     spec = Path(args.weights)
     run_cfg: dict[str, Any] = {}

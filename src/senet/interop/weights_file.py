@@ -21,8 +21,6 @@ from torch import nn
 
 from senet.data.preprocessing import Preprocessing
 from senet.interop.convert import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     SOURCES,
     Conversion,
     ConvertReport,
@@ -427,13 +425,14 @@ def convert_file(
         raise ValueError(
             f"{len(classes)} class names given for a {n}-class model; give exactly {n}"
         )
+    # the evaluation transform, resolved (resize in pixels): the file's own, else the paper's
+    # (shorter side input_size / 0.875, centre crop, ImageNet mean/std) at the model's input size
+    prep = preprocessing_of({**meta, "model": model})
     out_meta: dict[str, Any] = {
         "model": model,
         "options": conv.options,
         "num_classes": n,
-        "mean": list(meta.get("mean") or IMAGENET_MEAN),
-        "std": list(meta.get("std") or IMAGENET_STD),
-        "input_size": meta.get("input_size", entry.input_size),
+        **prep.to_metadata(),
         "source": {"format": conv.source, "file": src.name, "sha256": _sha256(src)},
     }
     if classes is not None or meta.get("classes"):
