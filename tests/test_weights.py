@@ -522,3 +522,10 @@ def test_weights_command_in_a_subprocess(tmp_path: Path) -> None:
     assert offline.returncode == 2 and "Traceback" not in offline.stderr
     (line,) = [x for x in offline.stderr.splitlines() if "error:" in x]
     assert "legacy_senet154-e9eb9fe6.pth" in line and "senet convert FILE" in line
+
+
+def test_a_senet_file_keeps_its_own_transform(served_c20: Path) -> None:
+    """The served file records input_size 32 (a CIFAR net); the entry registered none."""
+    model = senet.create_model("cifar_resnet20", pretrained=True)
+    assert model.checkpoint_metadata["input_size"] == 32
+    assert model.pretrained_cfg["preprocessing"].input_size == 32

@@ -106,17 +106,19 @@ def read_pretrained(
     if isinstance(source, WeightsEntry):
         entry = source
         path = fetch(entry, progress)
-        state, meta = read_weights(path)
         origin = {
             "weights": entry.name, "url": entry.url, "sha256": entry.sha256,
             "source": entry.source, "file": path.name,
         }  # fmt: skip
-        if entry.source == "senet":
-            state, meta, n, merged = prepare_checkpoint(name, path, None, {})
+        if (
+            entry.source == "senet"
+        ):  # senet's own file: its metadata describes it, transform included
+            state, meta, n, _ = prepare_checkpoint(name, path, None, {})
             opts = {k: v for k, v in (meta.get("options") or {}).items() if k != "in_chans"}
-            return PretrainedWeights(
-                state, opts, opts, n or entry.num_classes, meta, entry.preprocessing, origin
-            )
+            own = "input_size" in meta or "mean" in meta
+            prep = preprocessing_of({**meta, "model": name}) if own else entry.preprocessing
+            return PretrainedWeights(state, opts, opts, n or entry.num_classes, meta, prep, origin)
+        state, meta = read_weights(path)
         try:
             conv = convert_for_model(state, name, entry.source)
         except ValueError as err:

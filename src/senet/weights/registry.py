@@ -116,7 +116,8 @@ def register(
 
     ``transform`` holds ``Preprocessing`` fields (``input_size``, ``resize`` or ``crop_pct``,
     ``interpolation``, ``mean``, ``std``, ``in_chans``); the default is the paper's evaluation
-    (224 crop of a 256 resize, bilinear, ImageNet mean/std). ``sha256=None`` registers a file whose
+    (224 crop of a 256 resize, bilinear, ImageNet mean/std); a ``source="senet"`` file's own
+    metadata wins over it when it records a transform. ``sha256=None`` registers a file whose
     hash is unknown (it is then checked by format only). The first entry of a model, or one with
     ``default=True``, is what ``create_model(model, pretrained=True)`` loads.
     """
