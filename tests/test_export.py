@@ -39,7 +39,7 @@ def test_onnx_from_checkpoint_matches_pytorch_with_dynamic_batch(
 ) -> None:
     path, model = checkpoint
     out = tmp_path / "c20.onnx"
-    assert main(["export", str(path), "--format", "onnx", "-o", str(out)]) == 0
+    assert main(["export", str(path), "--format", "onnx", "--out", str(out)]) == 0
     assert "dynamic batch" in capsys.readouterr().out
     proto = onnx.load(str(out))
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
@@ -62,7 +62,7 @@ def test_torchscript_matches_pytorch(
 ) -> None:
     path, model = checkpoint
     out = tmp_path / "c20.pt"
-    assert main(["export", str(path), "--format", "torchscript", "-o", str(out)]) == 0
+    assert main(["export", str(path), "--format", "torchscript", "--out", str(out)]) == 0
     extra = {"senet.json": ""}
     loaded = torch.jit.load(str(out), _extra_files=extra)
     assert json.loads(extra["senet.json"])["input_size"] == 32
@@ -77,7 +77,7 @@ def test_torch_export_program_matches_pytorch(
 ) -> None:
     path, model = checkpoint
     out = tmp_path / "c20.pt2"
-    assert main(["export", str(path), "--format", "export", "-o", str(out)]) == 0
+    assert main(["export", str(path), "--format", "export", "--out", str(out)]) == 0
     loaded = torch.export.load(str(out)).module()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
@@ -102,3 +102,66 @@ def test_bad_export_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["export", "se_resnet05"]) == 2
     assert "did you mean" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_export_arguments_are_one_line(
+    checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, _ = checkpoint
+    cases = [
+        (["--input-size", "0"], "--input-size 0 must be a positive integer"),
+        (["--input-size", "-5"], "--input-size -5 must be a positive integer"),
+        (
+            ["--opset", "7"],
+            "--opset 7 is not supported: senet's networks export with opsets 10 to 20",
+        ),
+        (["--atol", "0"], "--atol 0.0 must be > 0"),
+        (
+            ["-o", str(tmp_path / "x.onnx")],
+            "-o sets a model option (KEY=VALUE); write the output file with --out",
+        ),
+    ]
+    for extra, message in cases:
+        assert main(["export", str(path), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert (
+        main(["export", "bn_inception", "--input-size", "8", "--out", str(tmp_path / "b.onnx")])
+        == 2
+    )
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert "--input-size 8 does not fit bn_inception (Given input size" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exporter_failure_is_one_line(tmp_path: Path) -> None:
+    """PyTorch's exporter appends the whole TorchScript graph to its errors: senet keeps one line."""
+    model = senet.create_model("cifar_se_resnet20").eval()  # strided-slice shortcut: opset ≥ 10
+    with pytest.raises(RuntimeError) as info:
+        export_model(model, tmp_path / "m.onnx", "onnx", input_size=32, opset=9)
+    assert "ONNX export at opset 9 failed" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_export_subprocess_writes_the_file(
+    checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "sub" / "c20.onnx"
+    proc = subprocess.run(
+        [sys.executable, "-m", "senet", "export", str(checkpoint[0]), "--out", str(out)],
+        capture_output=True, text=True, env={"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"},
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and "input N×3×32×32" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "senet", "export", str(checkpoint[0]), "--opset", "7"],
+        capture_output=True, text=True, env={"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"},
+        timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

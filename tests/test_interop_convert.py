@@ -268,3 +268,36 @@ def test_timm_inception_resnet_v2_converts(tmp_path: Path) -> None:
     assert main(["convert", str(src), str(dst), "--model", "inception_resnet_v2"]) == 0
     ours = senet.create_model("inception_resnet_v2", checkpoint=dst).eval()
     assert logits_diff(ref, ours, size=107) <= ATOL
+
+
+def test_non_checkpoint_files_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torchvision
+
+    files = {
+        "text.pth": (
+            lambda p: p.write_text("hello"),
+            "is not a PyTorch checkpoint or safetensors file",
+        ),
+        "whole.pth": (
+            lambda p: torch.save(torchvision.models.resnet18(), p),
+            "pickles Python objects",
+        ),
+        "epoch.pth": (lambda p: torch.save({"epoch": 3}, p), "holds no tensors (keys: epoch)"),
+        "tensor.pth": (lambda p: torch.save(torch.zeros(3), p), "holds a Tensor, not a state dict"),
+        "text.safetensors": (
+            lambda p: p.write_text("{}" * 50),
+            "is not a readable safetensors file",
+        ),
+    }
+    for name, (write, message) in files.items():
+        src = tmp_path / name
+        write(src)
+        assert (
+            main(["convert", str(src), str(tmp_path / "out.safetensors"), "--model", "resnet18"])
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out.safetensors").exists()

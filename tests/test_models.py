@@ -89,8 +89,8 @@ def test_bad_options_are_named():
         senet.create_model("se_resnet50", se_stages=(5,))
     with pytest.raises(ValueError, match="layout='keras' is not supported"):
         senet.create_model("resnet50", layout="keras")
-    with pytest.raises(ValueError, match="num_classes=0 must be a positive integer"):
-        senet.create_model("resnet18", num_classes=0)
+    with pytest.raises(ValueError, match="num_classes=-1 must be a positive integer"):
+        senet.create_model("resnet18", num_classes=-1)  # 0 is allowed: no classifier
     with pytest.raises(ValueError, match="reduction=32 leaves no hidden channel for 16"):
         senet.create_model("cifar_se_resnet20", reduction=32)
 

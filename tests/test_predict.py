@@ -118,10 +118,11 @@ def test_json_output_and_success_exit(
 ) -> None:
     images = make_images(tmp_path)[:2]
     assert main(["predict", str(cifar_checkpoint), "--json", "--topk", "3", *map(str, images)]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["image"] for r in rows] == [str(p) for p in images]
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in rows] == [str(p) for p in images]
     for r in rows:
-        assert len(r["top"]) == 3 and sum(t["prob"] for t in r["top"]) <= 1 + 1e-6
+        assert len(r["topk"]) == 3 and sum(t["prob"] for t in r["topk"]) <= 1 + 1e-6
+        assert r["top1"] == r["topk"][0]["class"] and r["top1_prob"] == r["topk"][0]["prob"]
 
 
 def test_imagenet_names_for_1000_classes(
@@ -168,6 +169,6 @@ def test_registered_input_size_is_the_default(tmp_path: Path) -> None:
     assert meta["input_size"] == 32 and model.training is False
     seen = []
     model.register_forward_hook(lambda _m, inp, _o: seen.append(tuple(inp[0].shape)))
-    (r,) = predict(model, [make_images(tmp_path)[0]], meta)
+    (r,) = list(predict(model, [make_images(tmp_path)[0]], meta))
     assert r.error is None and len(r.top) == 5
     assert seen == [(1, 3, 32, 32)]

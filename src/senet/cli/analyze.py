@@ -221,16 +221,13 @@ def _load(path: str) -> Any:
     return load_pruned(path) if is_pruned_checkpoint(path) else load_model(path)
 
 
-def _eval_sizes(model: Any, meta: dict) -> tuple[int | None, int | None]:
+def _eval_sizes(model: Any, meta: dict) -> tuple[int, int]:
     """(crop, resize) for evaluation: the checkpoint's, else the registry's for its network."""
-    from senet.models.registry import get_entry
+    from senet.interop.weights_file import preprocessing_of
 
-    size, resize = meta.get("input_size"), meta.get("resize", meta.get("eval_resize"))
-    name = getattr(model, "model_name", None)
-    if name is None:
-        return size, resize
-    crop, default_resize = get_entry(name).eval_sizes(size)
-    return crop, resize or default_resize
+    name = meta.get("model") or getattr(model, "model_name", None)
+    prep = preprocessing_of({**meta, "model": name} if name else meta)
+    return prep.input_size, prep.resize_size
 
 
 def _dataset(

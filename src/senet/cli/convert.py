@@ -7,6 +7,24 @@ import json
 import sys
 from pathlib import Path
 
+from senet.cli._options import add_model_options_argument, parse_model_options
+
+#: ONNX opsets every senet network exports with (PyTorch's TorchScript-based exporter goes up to
+#: 20; CIFAR ResNets' strided-slice shortcut needs 10)
+OPSET_MIN, OPSET_MAX = 10, 20
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    p.add_argument(
+        "--amp", choices=["auto", "none", "bf16", "fp16"], default="auto",
+        help="autocast precision (auto: bf16 on CPUs with native bf16 and GPUs, else fp32)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-channels-last", dest="channels_last", action="store_false", default=None,
+        help="keep NCHW (default: channels_last where bf16 autocast is chosen)",
+    )  # fmt: skip
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -33,23 +51,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "predict",
-        help="top-5 classes of image files",
-        description="Classify images with a senet checkpoint (or a model name: random weights). "
-        "Evaluation transform: shorter side 256, centre crop 224 (or the checkpoint's sizes).",
+        help="top-k classes of images (files, folders, globs)",
+        description="Classify images with weights: a .safetensors file written by senet, a "
+        "training run directory, or registered weights (`senet weights`: se_resnet50.original, "
+        "or a model name for its default weights; a model without weights runs random ones). "
+        "Each image goes through the weights' own evaluation transform, in batches.",
     )
-    p.add_argument("model", help="a .safetensors checkpoint written by senet, or a model name")
-    p.add_argument("images", nargs="+", type=Path, help="image files")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("model", help="weights file, run directory, or MODEL[.TAG]")
+    p.add_argument("images", nargs="+", help="image files, folders (every image below) or globs")
+    p.add_argument("--topk", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    p.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
+    _add_runtime(p)
+    add_model_options_argument(p)
     p.set_defaults(func=_predict)
 
     p = subparsers.add_parser(
         "export",
         help="export a model or checkpoint to ONNX, TorchScript or torch.export (checked against PyTorch)",
         description="Export with a dynamic batch dimension; the file is verified against PyTorch "
-        "on a batch of another size (max abs diff <= --atol) before it is kept.",
+        "on a batch of another size (max abs diff <= --atol) before it is kept. Input channels "
+        "and size come from the weights.",
     )
-    p.add_argument("model", help="a .safetensors checkpoint written by senet, or a model name")
+    p.add_argument("model", help="weights file, run directory, or MODEL[.TAG]")
     p.add_argument(
         "--format",
         dest="fmt",
@@ -57,13 +81,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="onnx",
         help="export = torch.export's .pt2 (TorchScript is deprecated upstream)",
     )
-    p.add_argument("-o", "--output", type=Path, default=None, help="default: <model>.<onnx|pt|pt2>")
     p.add_argument(
-        "--input-size", type=int, default=None, help="default: the checkpoint's, else 224"
+        "--out", "--output", dest="output", type=Path, default=None,
+        help="file to write (default: <model>.<onnx|pt|pt2>; --output is a deprecated spelling)",
+    )  # fmt: skip
+    p.add_argument(
+        "--input-size", type=int, default=None, help="default: the weights' evaluation crop"
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument(
+        "--opset", type=int, default=17,
+        help=f"ONNX opset, {OPSET_MIN} to {OPSET_MAX} (default 17)",
+    )  # fmt: skip
     p.add_argument("--atol", type=float, default=1e-4)
     p.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch")
+    add_model_options_argument(p)
     p.set_defaults(func=_export)
 
 
@@ -85,51 +116,91 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from senet.interop.inference import load_classifier, predict
+    from senet.cli.eval import resolve_device
+    from senet.interop.evaluation import prepare_model
+    from senet.interop.inference import expand_inputs, load_classifier, predict
+    from senet.utils.cpu import choose_precision
 
     if args.topk < 1:
         raise ValueError(f"--topk {args.topk} must be ≥ 1")
-    model, meta = load_classifier(args.model)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} must be ≥ 1")
+    paths = expand_inputs(args.images)
+    model, meta = load_classifier(args.model, parse_model_options(args.model_options))
+    device = resolve_device(args.device)
+    precision = choose_precision(device, args.amp, args.channels_last)
+    print(f"senet predict: {precision.describe()}", file=sys.stderr)
+    model = prepare_model(model, device, precision)
     failed = 0
-    for r in predict(model, args.images, meta, args.topk):
+    if args.json:
+        print("[", flush=True)
+    for n, r in enumerate(predict(model, paths, meta, args.topk, args.batch_size, precision)):
         if r.error:
             failed += 1
             print(f"senet predict: error: {r.error}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"image": r.path, "error": r.error}))
-            continue
         if args.json:
-            top = [{"index": i, "class": n, "prob": p} for i, n, p in r.top]
-            print(json.dumps({"image": r.path, "top": top}))
+            print(("  " if n == 0 else ", ") + json.dumps(r.as_json()), flush=True)
+            continue
+        if r.error:
             continue
         print(r.path)
         for rank, (i, name, prob) in enumerate(r.top, 1):
             print(f"  {rank}. {prob:.4f}  {name} ({i})")
+    if args.json:
+        print("]")
     if failed:
-        print(f"senet predict: {failed} of {len(args.images)} image(s) failed", file=sys.stderr)
+        print(f"senet predict: {failed} of {len(paths)} image(s) failed", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from senet.interop.export import SUFFIX, export_model
-    from senet.interop.inference import crop_size, load_classifier
+    import torch
 
-    model, meta = load_classifier(args.model)
-    size = args.input_size or crop_size(meta)
+    from senet.interop.export import SUFFIX, export_model
+    from senet.interop.inference import load_classifier
+    from senet.interop.weights_file import preprocessing_of
+    from senet.models.registry import get_entry
+
+    for item in args.model_options or []:
+        if "=" not in item and Path(item).suffix in (".onnx", ".pt", ".pt2"):
+            raise ValueError(
+                f"-o {item}: -o sets a model option (KEY=VALUE); write the output file with --out {item}"
+            )
+    if args.fmt == "onnx" and not OPSET_MIN <= args.opset <= OPSET_MAX:
+        raise ValueError(
+            f"--opset {args.opset} is not supported: senet's networks export with opsets "
+            f"{OPSET_MIN} to {OPSET_MAX} (default 17)"
+        )
+    if args.atol <= 0:
+        raise ValueError(f"--atol {args.atol} must be > 0 (default 1e-4)")
+    model, meta = load_classifier(args.model, parse_model_options(args.model_options))
+    prep = preprocessing_of(meta)
+    size = args.input_size if args.input_size is not None else prep.input_size
+    if size < 1:
+        raise ValueError(
+            f"--input-size {size} must be a positive integer (the weights use {prep.input_size})"
+        )
+    try:  # a size the network cannot take (its feature map would vanish) fails here, in one line
+        with torch.no_grad():
+            model(torch.zeros(1, prep.in_chans, size, size))
+    except RuntimeError as err:
+        first = (str(err).splitlines() or [""])[0][:200]
+        raise ValueError(
+            f"--input-size {size} does not fit {meta['model']} ({first}); use its weights' "
+            f"{prep.input_size} or at least {get_entry(meta['model']).min_input_size}"
+        ) from None
     out = args.output or Path(
-        Path(args.model).stem if Path(args.model).is_file() else args.model
+        Path(args.model).stem if Path(args.model).is_file() else str(args.model).replace(".", "_")
     ).with_suffix(SUFFIX[args.fmt])
-    keep = {
-        k: meta[k]
-        for k in ("model", "options", "num_classes", "mean", "std", "input_size", "classes")
-        if k in meta
-    }
+    keep = {k: meta[k] for k in ("model", "options", "num_classes", "classes") if k in meta}
+    keep.update(prep.to_metadata())
     kwargs = {"opset": args.opset} if args.fmt == "onnx" else {}
     r = export_model(
         model,
         out,
         args.fmt,
         input_size=size,
+        in_chans=prep.in_chans,
         check=not args.no_check,
         atol=args.atol,
         metadata=keep,
@@ -140,5 +211,7 @@ def _export(args: argparse.Namespace) -> int:
         if r.max_abs_diff is None
         else f"max abs diff vs PyTorch {r.max_abs_diff:.2e} at batch {r.check_batch}"
     )
-    print(f"wrote {r.path} ({r.format}, input N×3×{size}×{size}, dynamic batch; {check})")
+    print(
+        f"wrote {r.path} ({r.format}, input N×{prep.in_chans}×{size}×{size}, dynamic batch; {check})"
+    )
     return 0

@@ -139,15 +139,20 @@ class Preprocessing:
         return cls(**kw)
 
     # ---- transforms ------------------------------------------------------------------------
-    def open_image(self, path: str | Path) -> Any:
-        """A PIL image in the model's colour mode ("L" for 1 channel, else "RGB"); errors name the file."""
+    def open_image(self, path: str | Path, data: bytes | None = None) -> Any:
+        """A PIL image in the model's colour mode ("L" for 1 channel, else "RGB"); errors name the file.
+
+        ``data``: the file's bytes when it is not on disk (a member of an archive named ``path``).
+        """
+        import io
+
         from PIL import Image, UnidentifiedImageError
 
         path = Path(path)
-        if not path.is_file():
+        if data is None and not path.is_file():
             raise ValueError(f"{path}: no such file")
         try:
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(data) if data is not None else path) as img:
                 return img.convert("L" if self.in_chans == 1 else "RGB")
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from err

@@ -34,36 +34,6 @@ Source = Literal["original", "timm", "torchvision"]
 SOURCES: tuple[str, ...] = ("original", "timm", "torchvision")
 
 
-#: The released SENets (PyTorch conversions of the original Caffe models, Cadene's
-#: ``pretrainedmodels``; timm's ``legacy_*`` entries load the same files). Documented for users;
-#: nothing in senet downloads them (convert a downloaded file with ``senet convert``).
-RELEASED_WEIGHTS: dict[str, dict[str, str]] = {
-    "se_resnet50": {
-        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnet50-ce0d4300.pth",
-        "timm": "legacy_seresnet50.in1k",
-    },
-    "se_resnet101": {
-        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnet101-7e38fcc6.pth",
-        "timm": "legacy_seresnet101.in1k",
-    },
-    "se_resnet152": {
-        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnet152-d17c99b7.pth",
-        "timm": "legacy_seresnet152.in1k",
-    },
-    "se_resnext50_32x4d": {
-        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnext50_32x4d-a260b3a4.pth",
-        "timm": "legacy_seresnext50_32x4d.in1k",
-    },
-    "se_resnext101_32x4d": {
-        "url": "http://data.lip6.fr/cadene/pretrainedmodels/se_resnext101_32x4d-3b2fe3d8.pth",
-        "timm": "legacy_seresnext101_32x4d.in1k",
-    },
-    "senet154": {
-        "url": "http://data.lip6.fr/cadene/pretrainedmodels/senet154-c7b49a05.pth",
-        "timm": "legacy_senet154.in1k",
-    },
-}
-
 # original release → senet, applied to key prefixes / infixes
 _ORIGINAL_STEM = {"layer0.conv1.": "conv1.", "layer0.bn1.": "bn1."}
 # SENet-154's deep stem: three 3×3 convs with BN+ReLU; ours is one nn.Sequential ``conv1``

@@ -19,9 +19,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from senet.data.preprocessing import Preprocessing
 from senet.interop.convert import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     SOURCES,
     Conversion,
     ConvertReport,
@@ -86,24 +85,48 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         except Exception as err:  # safetensors raises its own error types for corrupt files
             raise ValueError(
-                f"checkpoint {path} is not a readable safetensors file: {err}"
-            ) from err
+                f"checkpoint {path} is not a readable safetensors file ({_one_line(err)}); "
+                "pass an intact .safetensors file (re-download or re-export it)"
+            ) from None
         _refuse_pruned(raw, path)
         meta_blob = raw.get(METADATA_KEY)
         return state, json.loads(meta_blob) if meta_blob else {}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        text = str(err)
+        if "Unsupported global" in text or "weights_only" in text.split("\n", 1)[0]:
+            raise ValueError(
+                f"checkpoint {path} pickles Python objects (a whole model saved with "
+                "torch.save(model)?), which senet does not load because unpickling runs code; "
+                "save and pass model.state_dict() instead"
+            ) from None
         raise ValueError(
-            f"checkpoint {path} could not be read safely (weights_only=True): {err}"
-        ) from err
+            f"{path} is not a PyTorch checkpoint or safetensors file ({_one_line(err)}); pass "
+            "a .pth/.pt/.safetensors file holding a state dict"
+        ) from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        return obj["model"], obj.get("meta", {}) or {}
-    if isinstance(obj, dict) and "state_dict" in obj:
-        return obj["state_dict"], {}
-    if isinstance(obj, dict):
-        return obj, {}
-    raise ValueError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict")
+        obj, meta = obj["model"], obj.get("meta", {}) or {}
+    elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj, meta = obj["state_dict"], {}
+    elif isinstance(obj, dict):
+        meta = {}
+    else:
+        raise ValueError(
+            f"checkpoint {path} holds a {type(obj).__name__}, not a state dict; pass a file "
+            "saved with torch.save(model.state_dict(), path)"
+        )
+    if not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        keys = ", ".join(map(str, list(obj)[:5])) or "nothing"
+        raise ValueError(
+            f"checkpoint {path} holds no tensors (keys: {keys}); pass a file holding a state dict"
+        )
+    return obj, meta
+
+
+def _one_line(err: BaseException) -> str:
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first[:200]}" if first else type(err).__name__
 
 
 #: options that do not change the function a checkpoint computes in eval mode (checked otherwise)
@@ -131,10 +154,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
     except Exception as err:
-        raise ValueError(f"checkpoint {path} is not a readable safetensors file: {err}") from err
+        raise ValueError(
+            f"checkpoint {path} is not a readable safetensors file ({_one_line(err)}); "
+            "pass an intact .safetensors file (re-download or re-export it)"
+        ) from None
     _refuse_pruned(raw, path)
     blob = raw.get(METADATA_KEY)
     return json.loads(blob) if blob else {}
+
+
+def preprocessing_of(meta: dict[str, Any]) -> Preprocessing:
+    """The weights' evaluation preprocessing; what the metadata leaves out, from the model's registry entry.
+
+    Files written before ``resize`` was recorded say ``in_memory: true`` when training decoded the
+    data into memory at ``input_size`` (CIFAR, digits): their evaluation resize is that size.
+    """
+    if meta.get("in_memory") and meta.get("resize", meta.get("eval_resize")) is None:
+        meta = {**meta, "resize": meta.get("input_size")}
+    entry = get_entry(meta["model"]) if meta.get("model") else None
+    default = Preprocessing(*entry.eval_sizes()) if entry is not None else Preprocessing()
+    return Preprocessing.from_metadata(meta, default)
 
 
 def effective_options(model: nn.Module) -> dict[str, Any]:
@@ -386,13 +425,14 @@ def convert_file(
         raise ValueError(
             f"{len(classes)} class names given for a {n}-class model; give exactly {n}"
         )
+    # the evaluation transform, resolved (resize in pixels): the file's own, else the paper's
+    # (shorter side input_size / 0.875, centre crop, ImageNet mean/std) at the model's input size
+    prep = preprocessing_of({**meta, "model": model})
     out_meta: dict[str, Any] = {
         "model": model,
         "options": conv.options,
         "num_classes": n,
-        "mean": list(meta.get("mean") or IMAGENET_MEAN),
-        "std": list(meta.get("std") or IMAGENET_STD),
-        "input_size": meta.get("input_size", entry.input_size),
+        **prep.to_metadata(),
         "source": {"format": conv.source, "file": src.name, "sha256": _sha256(src)},
     }
     if classes is not None or meta.get("classes"):
