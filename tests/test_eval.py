@@ -39,7 +39,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_imagefolder: Path) -
     config = get_recipe(
         "cifar", model="cifar_resnet20", dataset="imagefolder", data_dir=str(tiny_imagefolder),
         epochs=2, batch_size=8, lr=0.05, out=str(out), tensorboard=False, threads=1,
-        crop_padding=2, input_size=16,
+        crop_padding=2, input_size=16, amp="none", channels_last=False,
     )  # fmt: skip
     train(config)
     return out

@@ -66,7 +66,7 @@ def test_complexity_command_text_json_and_bad_input() -> None:
     "argv,message",
     [
         (["--res", "-3"], "input size -3 is too small for se_resnet18"),
-        (["-o", "se_stages=x"], "se_stages='x' must be a stage number or a list of them"),
+        (["-o", "se_stages=x"], "names stage(s) ['x']"),
         (["-o", "se_stages=a,b"], "(give stage numbers: se_stages=1,2 on the command line)"),
         (["-o", "se_stages=7"], "se_stages=(7,) names stage(s) [7]"),
         (["-o", "reduction=abc"], "reduction='abc' must be a number"),

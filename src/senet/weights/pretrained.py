@@ -133,7 +133,9 @@ def read_pretrained(
     implied = {k: v for k, v in (meta.get("options") or {}).items() if k != "in_chans"}
     opts = {k: v for k, v in merged.items() if k not in wanted and k != "in_chans"}
     prep = preprocessing_of({**meta, "model": name})
-    origin = {"file": str(source), "source": (meta.get("source") or {}).get("format", "senet")}
+    src = meta.get("source")  # convert writes {"format": ...}; senet train a sentence
+    fmt = src.get("format", "senet") if isinstance(src, dict) else "senet"
+    origin = {"file": str(source), "source": fmt}
     return PretrainedWeights(state, opts, implied, int(n or 0), meta, prep, origin)
 
 
