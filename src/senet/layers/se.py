@@ -113,9 +113,12 @@ class SqueezeExcitation(nn.Module):
     ``squeeze="none"`` (NoSqueeze, Table 16) they run as real 1×1 convolutions on the full map and
     the gate has the input's spatial size.
 
-    Contract: every gate is computed by ``excite(z)`` (avg/max squeeze; ``excitation(x)`` pools,
-    then calls it; the fused training path ``ops.squeeze_excite`` calls it on its own pooled ``z``)
-    or by ``excitation(x)`` for NoSqueeze, and both pass ``s`` through ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing the model.
+    Contract: every gate ``s`` passes through ``self.gate_out`` before it scales the map, so a
+    forward hook on ``gate_out`` records ``s`` without changing the model. ``s`` comes from
+    ``excite(z)`` (avg/max squeeze; ``excitation(x)`` pools, then calls it), from
+    ``excitation(x)`` for NoSqueeze, or from the fused fast path (``ops.squeeze_excite``), which
+    computes the same ``s`` from its own pooled ``z`` in float32 and hands it to ``gate_out`` in
+    the map's dtype.
     """
 
     def __init__(
