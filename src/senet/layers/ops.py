@@ -117,6 +117,18 @@ def excite(
     return ref_excite(z, w1, b1, w2, b2, gate)
 
 
+def excite_block(se: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """``gate(fc2(relu(fc1(z))))`` with an SE block's own FC layers on ``z`` (N×C×1×1), Eq. 3.
+
+    The reference path calls the ``fc1``/``fc2`` modules, so a traced graph shows them as
+    ``…se.fc1``/``…se.fc2`` nodes (feature extraction, FX quantization); the fast path runs
+    them as float32 matrix products on the N×C descriptor (``fast_ops.excite``).
+    """
+    if _use_fast(z):
+        return fast_ops.excite(z, se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias, se.gate)
+    return apply_gate(se.fc2(F.relu(se.fc1(z))), se.gate)
+
+
 def squeeze_1x1(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``mean_hw(conv1x1(h))`` as N×C, computed as ``W · mean_hw(h) + b`` (exact for a 1×1,
     stride-1, unpadded convolution; ``senet.layers.fuse.squeeze_early``)."""

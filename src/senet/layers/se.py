@@ -166,8 +166,7 @@ class SqueezeExcitation(nn.Module):
         if self.squeeze == "none":
             raise ValueError("a NoSqueeze block has no descriptor z; call excitation(x)")
         z = z.reshape(z.shape[0], -1, 1, 1)
-        s = ops.excite(z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.gate)
-        return self.gate_out(s)
+        return self.gate_out(ops.excite_block(self, z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ops.squeeze_excite(self, x)
