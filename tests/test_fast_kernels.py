@@ -25,6 +25,7 @@ def kernels(request, monkeypatch):
     if request.param == "forced":
         monkeypatch.setattr(fast_ops, "_SMALL", 1)
         monkeypatch.setattr(fast_ops, "_TILE_ELEMS", 8)
+        monkeypatch.setattr(fast_ops, "_PER_SAMPLE", 1)
     return request.param
 
 
@@ -76,6 +77,9 @@ def test_forced_kernels_really_take_the_other_branches(monkeypatch):
     )
     assert fast_ops._nchw(nchw) and not fast_ops._nchw(cl)
     assert fast_ops._cl_tile(cl) == 2 and fast_ops._cl_tile(nchw) == 0
+    assert not fast_ops._cl_bn(cl), "per-sample BN kernel only for large samples"
+    monkeypatch.setattr(fast_ops, "_PER_SAMPLE", 1)
+    assert fast_ops._cl_bn(cl) and not fast_ops._cl_bn(nchw)
     assert (
         fast_ops._cl_tile(_map((2, 6, 5, 1), torch.float32, "cl", 0)) == 5
     )  # 5 pixels: no smaller divisor ≥ 2
