@@ -145,8 +145,9 @@ def test_blocks_fast_equals_reference_on_every_kernel(kernels, layout, squeeze):
 
 @pytest.mark.parametrize("layout", ["nchw", "cl"])
 def test_bf16_autocast_keeps_dtype_and_layout(kernels, layout):
-    """Under bf16 autocast the fused path keeps the map in bf16 and in its layout, hands the
-    hook a bf16 gate, and trains the float32 FC weights without casting them."""
+    """Under bf16 autocast the fused path keeps the map in bf16 and in its layout, computes the
+    gate in float32 (what the gate_out hook sees), and trains the float32 FC weights without
+    casting them."""
     torch.manual_seed(3)
     fmt = LAYOUTS[layout]
     block = Bottleneck(32, 8, 1, None, SEConfig(reduction=4)).train().to(memory_format=fmt)
@@ -158,7 +159,7 @@ def test_bf16_autocast_keeps_dtype_and_layout(kernels, layout):
         y = block(x)
     y.float().sum().backward()
     (s,) = seen
-    assert s.dtype == torch.bfloat16 and y.dtype == torch.bfloat16
+    assert s.dtype == torch.float32 and y.dtype == torch.bfloat16
     assert y.is_contiguous(memory_format=fmt)
     assert block.se.fc1.weight.grad.dtype == torch.float32
     assert torch.isfinite(block.se.fc1.weight.grad).all()

@@ -333,21 +333,21 @@ class _SqueezeExcite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, shortcut, w1, b1, w2, b2, se, relu):  # type: ignore[override]
         n, c = x.shape[:2]
-        with _autocast_off(x.device.type):
-            z = mean_hw(x, _excite_dtype(x, w1))
-            h, s = excite_nc(z, w1, b1, w2, b2, se.gate)
-            sx = se.gate_out(_as(s, x.dtype).view(n, c, 1, 1))
-            out = axpy(x, sx, shortcut)
+        z = mean_hw(x, _excite_dtype(x, w1))
+        s = se.excite(z)  # the block's own excitation: float32 math, gate_out hooks see s
+        sx = _as(s, x.dtype)
+        out = axpy(x, sx, shortcut)
         if relu:
             out.relu_()
         ctx.gate, ctx.relu, ctx.has_shortcut = se.gate, relu, shortcut is not None
-        ctx.save_for_backward(x, z, h, s, sx, out if relu else None, w1, b1, w2, b2)
+        ctx.save_for_backward(x, z, s.view(n, c), sx, out if relu else None, w1, b1, w2, b2)
         return out
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        x, z, h, s, sx, out, w1, b1, w2, b2 = ctx.saved_tensors
+        x, z, s, sx, out, w1, b1, w2, b2 = ctx.saved_tensors
         need = ctx.needs_input_grad
+        h = _linear(z, _matrix(w1, z.dtype), b1).relu_()  # recomputed: N×hidden, cheap
         g = torch.ops.aten.threshold_backward(grad, out, 0) if ctx.relu else grad
         gs = sum_hw_product(g, x, z.dtype)
         wanted = (need[0], need[2], need[3], need[4], need[5])
@@ -371,11 +371,17 @@ def squeeze_excite(
         or (shortcut is not None and shortcut.requires_grad)
     ):
         return _SqueezeExcite.apply(x, shortcut, w1, b1, w2, b2, se, relu)
-    n, c = x.shape[:2]
-    with _autocast_off(x.device.type):
-        _, s = excite_nc(mean_hw(x, _excite_dtype(x, w1)), w1, b1, w2, b2, se.gate)
-        out = axpy(x, se.gate_out(_as(s, x.dtype).view(n, c, 1, 1)), shortcut)
+    s = se.excitation(x)
+    out = _mul(x, s) if shortcut is None else _muladd(x, s, shortcut)
     return out.relu_() if relu else out
+
+
+def excitation(se: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``se.excite(squeeze(x))`` with the squeeze's descriptor in float32 (one pass over ``x``);
+    the gate comes back in ``x``'s dtype, N×C×1×1."""
+    dtype = _excite_dtype(x, se.fc1.weight)
+    z = mean_hw(x, dtype) if se.squeeze == "avg" else _as(x.amax((2, 3)), dtype)
+    return _as(se.excite(z), x.dtype)
 
 
 # --------------------------------------------------------------------------------------------

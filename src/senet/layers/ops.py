@@ -117,6 +117,14 @@ def excite(
     return ref_excite(z, w1, b1, w2, b2, gate)
 
 
+def excitation(se: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The gate ``s = se.excite(squeeze(x))`` of an avg/max-squeeze SE block (N×C×1×1, ``x``'s
+    dtype). The fast path squeezes into a float32 descriptor (``fast_ops.excitation``)."""
+    if _use_fast(x):
+        return fast_ops.excitation(se, x)
+    return se.excite(squeeze(x, se.squeeze))
+
+
 def excite_block(se: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     """``gate(fc2(relu(fc1(z))))`` with an SE block's own FC layers on ``z`` (N×C×1×1), Eq. 3.
 

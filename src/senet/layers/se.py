@@ -113,12 +113,11 @@ class SqueezeExcitation(nn.Module):
     ``squeeze="none"`` (NoSqueeze, Table 16) they run as real 1×1 convolutions on the full map and
     the gate has the input's spatial size.
 
-    Contract: every gate ``s`` passes through ``self.gate_out`` before it scales the map, so a
-    forward hook on ``gate_out`` records ``s`` without changing the model. ``s`` comes from
-    ``excite(z)`` (avg/max squeeze; ``excitation(x)`` pools, then calls it), from
-    ``excitation(x)`` for NoSqueeze, or from the fused fast path (``ops.squeeze_excite``), which
-    computes the same ``s`` from its own pooled ``z`` in float32 and hands it to ``gate_out`` in
-    the map's dtype.
+    Contract: every gate is computed by ``excite(z)`` (avg/max squeeze; ``excitation(x)`` pools,
+    then calls it; the fused training path ``ops.squeeze_excite`` calls it on its own pooled
+    ``z``, float32 on the fast path) or by ``excitation(x)`` for NoSqueeze, and both pass ``s``
+    through ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing
+    the model. Without gradients, the fused path calls ``excitation(x)``.
     """
 
     def __init__(
@@ -155,7 +154,7 @@ class SqueezeExcitation(nn.Module):
         if self.squeeze == "none":
             h = nn.functional.relu(self.fc1(x))
             return self.gate_out(ops.apply_gate(self.fc2(h), self.gate))
-        return self.excite(ops.squeeze(x, self.squeeze))
+        return ops.excitation(self, x)
 
     def excite(self, z: torch.Tensor) -> torch.Tensor:
         """The gate ``s`` (N×C×1×1) from an already squeezed descriptor ``z`` (N×C×1×1 or N×C).
