@@ -19,8 +19,8 @@ every pass on a fast kernel and does the rest on the tiny N×C tensors:
   no product map), and the BN inference kernel with weight ``s`` and bias ``dz/HW`` is exactly
   ``d/dx``. Channels-last maps with large samples get ``d/ds`` from the same BN backward kernel
   one sample at a time. Elsewhere: ``(g·x).sum`` in chunks, and the tiled ``addcmul``.
-- The excitation's backward is written out (eight matrix products of N×C tensors) instead of
-  recomputing it under autograd.
+- The excitation's backward is written out (five small matrix products on N×C tensors, the
+  hidden layer recomputed from the saved descriptor) instead of re-running it under autograd.
 
 ``_SqueezeExcite`` is the whole average-squeeze SE block with the residual sum and ReLU
 (``relu?(x · s(x) + shortcut?)``) as one autograd Function; ``scale``/``scale_add`` serve max
@@ -38,9 +38,9 @@ import torch
 
 from senet.layers.gates import apply_gate
 
-# Temporaries above glibc's largest mmap threshold (32 MiB) are page-faulted afresh on every
-# allocation, and a product map that fits the L2 cache is summed before it is evicted: products
-# for d/ds are formed a few samples at a time.
+# Products for d/ds (where no BN kernel applies) are formed at most this many bytes at a time:
+# well below glibc's largest mmap threshold (32 MiB, above which every allocation is page-faulted
+# afresh), and small enough to be summed while still in cache.
 _CHUNK_BYTES = 4 << 20
 # Channels-last maps with fewer channels than this get their gate tiled over a few pixels.
 _TILE_ELEMS = 256
