@@ -103,10 +103,10 @@ def _cl_bn(*ts: torch.Tensor) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _unit_stats(n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ones and zeros of length ``n`` (CPU): the mean-0, variance-1 statistics of the BN views.
-    Read-only: the kernels that take them never write to them."""
+    """Ones and zeros of length ``n`` (CPU): the mean-0, variance-1 statistics of the BN views
+    (N·C or C long; a few sizes per model). Read-only: the kernels that take them never write."""
     return torch.ones(n, dtype=dtype), torch.zeros(n, dtype=dtype)
 
 
