@@ -29,15 +29,20 @@ SHAPES = {
 }
 
 
-def make_step(se: SEConfig | None, layout: str, shape: tuple[int, ...], cls: type, planes: int):
+def make_step(
+    se: SEConfig | None, layout: str, shape: tuple[int, ...], cls: type, planes: int, amp: str
+):
     fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
     block = cls(shape[1], planes, 1, None, se).train().to(memory_format=fmt)
-    x = torch.randn(shape).contiguous(memory_format=fmt).requires_grad_()
+    # the block input in the dtype autocast hands a block (bf16 after the stem), as in a network
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float32
+    x = torch.randn(shape).to(dtype).contiguous(memory_format=fmt).requires_grad_()
 
     def step() -> None:
         block.zero_grad(set_to_none=True)
         x.grad = None
-        y = block(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            y = block(x)
         y.backward(torch.ones_like(y))
 
     return step
@@ -47,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--amp", nargs="+", choices=("none", "bf16"), default=["none", "bf16"],
+        help="precisions to time (bf16: CPU autocast around the forward)",
+    )  # fmt: skip
     p.add_argument(
         "--keep-freed-memory", action="store_true", help="raise glibc malloc thresholds first"
     )
@@ -59,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--keep-freed-memory needs glibc")
     torch.set_num_threads(args.threads)
     load_start, rows = load_average(), []
+    settings = [(amp, layout) for amp in args.amp for layout in ("nchw", "cl")]
     for name, (shape, cls, planes) in SHAPES.items():
-        for layout in ("nchw", "cl"):
+        for amp, layout in settings:
             cases = {
-                "plain": (make_step(None, layout, shape, cls, planes), True),
-                "SE fast": (make_step(SEConfig(), layout, shape, cls, planes), True),
-                "SE reference": (make_step(SEConfig(), layout, shape, cls, planes), False),
+                "plain": (make_step(None, layout, shape, cls, planes, amp), True),
+                "SE fast": (make_step(SEConfig(), layout, shape, cls, planes, amp), True),
+                "SE reference": (make_step(SEConfig(), layout, shape, cls, planes, amp), False),
             }
             times: dict[str, list[float]] = {k: [] for k in cases}
             for _, (f, fast) in cases.items():  # warm-up
@@ -77,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                     f()
                     times[k].append(time.process_time() - t)
             ops.set_fast_path(True)
-            row = {"block": name, "layout": layout}
+            row = {"block": name, "layout": layout, "amp": amp}
             for k, v in times.items():
                 row[f"{k} ms"] = round(statistics.median(v) * 1e3, 1)
                 row[f"{k} ÷ plain"] = round(
@@ -89,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
               "threads": args.threads, "rounds": args.rounds, "keep_freed_memory": args.keep_freed_memory, "load_start": load_start,
               "load_end": load_average(), "environment": environment(), "rows": rows}  # fmt: skip
     lines = [
-        "| block | layout | plain ms | SE fast ms (÷ plain) | SE reference ms (÷ plain) |",
+        "| block | setting | plain ms | SE fast ms (÷ plain) | SE reference ms (÷ plain) |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
+        setting = (
+            f"{'bf16' if r['amp'] == 'bf16' else 'fp32'} {'CL' if r['layout'] == 'cl' else 'NCHW'}"
+        )
         lines.append(
-            f"| {r['block']} | {r['layout']} | {r['plain ms']} | {r['SE fast ms']} ({r['SE fast ÷ plain']}×) "
+            f"| {r['block']} | {setting} | {r['plain ms']} | {r['SE fast ms']} ({r['SE fast ÷ plain']}×) "
             f"| {r['SE reference ms']} ({r['SE reference ÷ plain']}×) |"
         )
     table = "\n".join(lines)
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(args.out + ".json", result)
         env = result["environment"]
         head = (f"# SE block overhead (training step, {result['clock']}, {args.threads} thread(s))\n\n"
-                f"- command: `{result['command']}`\n- machine: {env['cpu']}, {env['cores']} cores; "
+                f"- command: `{result['command']}`\n- machine: {env['cpu_summary']}, {env['cores']} cores; "
                 f"torch {env['torch']}, senet {env['senet_git']}\n"
                 f"- load average start {load_start}, end {result['load_end']}\n"
                 f"- glibc malloc thresholds raised: {args.keep_freed_memory}\n\n")  # fmt: skip

@@ -2,6 +2,7 @@
 
     python benchmarks/profile_se.py se_resnet50 --batch 16 --train --layout cl --path reference
     python benchmarks/profile_se.py se_resnet50 --batch 1 --layout nchw           # inference
+    python benchmarks/profile_se.py cifar_se_resnet20 --batch 128 --train --layout cl --amp bf16
 
 Prints the ops sorted by self CPU time; the SE ops are ``mean``/``sum``/``div`` (squeeze and its
 backward), ``mul``/``add``/``clamp_min``/``threshold_backward`` (scale, Axpy, ReLU) and the FCs
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--layout", choices=("nchw", "cl"), default="nchw")
     p.add_argument("--path", choices=("fast", "reference"), default="fast")
+    p.add_argument("--amp", choices=("none", "bf16"), default="none", help="bf16: CPU autocast")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--rows", type=int, default=25)
@@ -45,13 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     y = torch.randint(0, model.num_classes, (args.batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
+    def amp():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.amp == "bf16")
+
     def step() -> None:
         if args.train:
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            with amp():
+                out = model(x)
+            F.cross_entropy(out.float(), y).backward()
             opt.step()
         else:
-            with torch.inference_mode():
+            with torch.inference_mode(), amp():
                 model(x)
 
     model.train(args.train)

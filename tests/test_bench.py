@@ -95,12 +95,80 @@ def test_results_file_has_environment_command_and_ratios(tmp_path):
 
 
 def test_suites_are_known_and_unknown_names_are_refused():
-    assert {"quick", "full"} <= set(SUITES)
+    assert {"quick", "settings", "full"} <= set(SUITES)
     with pytest.raises(ValueError, match="quick"):
         build_suite("slowest", SuiteOptions())
     names = [g.name for g in build_suite("full", SuiteOptions())]
     assert any("infer b1 224 nchw" in n for n in names) and any("cifar loop" in n for n in names)
     assert any("train b16 224 cl" in n for n in names)
+
+
+def test_settings_suite_covers_every_setting_with_the_target_ratios():
+    groups = build_suite("settings", SuiteOptions())
+    settings = {"fp32 NCHW", "fp32 CL", "bf16 NCHW", "bf16 CL"}
+    for kind in ("cifar train b128", "train b16 224", "infer b1 224"):
+        assert {g.name.split(f"{kind} ")[1] for g in groups if g.name.startswith(kind)} == settings
+    comps = [c for g in groups for c in g.comparisons]
+    assert all(c.row and c.setting in settings for c in comps)
+    targets = {(c.row.split(":")[0], c.target) for c in comps if c.target is not None}
+    assert ("CIFAR training b128", 1.05) in targets and ("224px inference b1", 1.02) in targets
+    assert any("optimize_for_inference ÷ timm" in c.row and c.target == 0.8 for c in comps)
+    quick = build_suite("quick", SuiteOptions())
+    assert {g.name.rsplit(" ", 2)[-2] + " " + g.name.rsplit(" ", 1)[-1] for g in quick} == {
+        "fp32 NCHW",
+        "bf16 CL",
+    }
+
+
+def _settings_result() -> dict[str, object]:
+    """A results dict with synthetic timings in two settings (the format is under test)."""
+    from senet.bench.report import case_rows
+
+    timings, comps = [], []
+    for amp, layout, se_time in (("none", "nchw", 0.0104), ("bf16", "cl", 0.0110)):
+        a = _case("se (fast)", [])
+        b = _case("plain (fast)", [])
+        a.amp = b.amp = amp
+        a.layout = b.layout = layout
+        ta = Timing(a, wall=[se_time] * 3, cpu=[se_time] * 3)
+        tb = Timing(b, wall=[0.010] * 3, cpu=[0.010] * 3)
+        st = a.setting
+        rows = comparison_rows(
+            [ta, tb],
+            [Comparison(f"overhead {st}", "se (fast)", "plain (fast)", 1.05, row="SE ÷ plain", setting=st),
+             Comparison(f"info {st}", "plain (fast)", "se (fast)", row="plain ÷ SE", setting=st)],
+        )  # fmt: skip
+        timings += [ta, tb]
+        comps += rows
+    return {
+        "suite": "unit", "command": "senet bench --unit", "started": "now", "seconds": 1.0,
+        "load_start": None, "load_end": None, "environment": environment(), "clock": "cpu",
+        "cases": case_rows(timings), "comparisons": comps,
+    }  # fmt: skip
+
+
+def test_settings_table_puts_settings_side_by_side_with_met_and_missed(tmp_path):
+    from senet.bench.report import settings_table_markdown, settings_table_text, update_readme
+
+    result = _settings_result()
+    text = settings_table_text(result["comparisons"])
+    header, se_row, info_row = text.splitlines()
+    assert header.index("fp32 NCHW") < header.index("bf16 CL")
+    assert "1.040 met" in se_row and "1.100 MISSED" in se_row and "<= 1.05" in se_row
+    assert "0.962" in info_row and "met" not in info_row
+    md = settings_table_markdown(result)
+    assert environment()["cpu_summary"] in md and "senet bench --unit" in md
+    assert "| SE ÷ plain | <= 1.05 | 1.040 met | 1.100 MISSED |" in md
+    # the README block is written between markers, and replaced (not appended) the second time
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\nintro\n\n## Later section\n")
+    update_readme(result, readme)
+    update_readme(result, readme)
+    body = readme.read_text()
+    assert body.count("senet bench settings table: start") == 1 and "## Later section" in body
+    assert body.index("intro") < body.index("SE ÷ plain")
+    with pytest.raises(ValueError, match="settings table"):
+        update_readme({**result, "comparisons": []}, readme)
 
 
 @pytest.mark.slow
@@ -145,13 +213,17 @@ def test_bench_quick_runs_and_prints_its_table(tmp_path, capsys):
     before = torch.get_num_threads()
     start = time.perf_counter()
     try:
-        code = main(["bench", "--quick", "--out", str(tmp_path / "quick")])
+        code = main(["bench", "--quick", "--out", str(tmp_path / "quick"),
+                     "--update-readme", str(tmp_path / "README.md")])  # fmt: skip
     finally:
         torch.set_num_threads(before)
     elapsed = time.perf_counter() - start
     out = capsys.readouterr().out
     assert code == 0
     assert "SE overhead" in out and "cifar_se_resnet20" in out and "plain:cifar_se_resnet20" in out
+    assert out.startswith("CPU: ") and "torch capability" in out
+    assert "settings side by side" in out and "bf16 CL" in out
+    assert "settings table: start" in (tmp_path / "README.md").read_text()
     data = json.loads((tmp_path / "quick.json").read_text())
     assert {c["path"] for c in data["cases"]} >= {"fast", "reference"}
     assert all(c["median_ms"] > 0 for c in data["cases"])
@@ -161,3 +233,32 @@ def test_bench_quick_runs_and_prints_its_table(tmp_path, capsys):
 def test_run_bench_filters_groups():
     with pytest.raises(ValueError, match="groups are"):
         run_bench("quick", SuiteOptions(timm=False), groups=["nothing-matches"])
+
+
+@pytest.mark.slow
+def test_bench_cli_subprocess_writes_results_and_readme(tmp_path):
+    """The real entry point, one tiny group: exit 0, results files, README table, CPU named."""
+    import subprocess
+    import sys
+
+    readme = tmp_path / "README.md"
+    out = subprocess.run(
+        [sys.executable, "-m", "senet", "bench", "--quick", "--no-timm", "--groups",
+         "cifar train b4 bf16 CL", "--out", str(tmp_path / "r"), "--update-readme", str(readme)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("CPU: ")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {c["setting"] for c in data["cases"]} == {"bf16 CL"}
+    assert data["environment"]["cpu_capability"]
+    assert "CIFAR training b4: SE-ResNet-20 ÷ ResNet-20" in readme.read_text()
+    bad = subprocess.run(
+        [sys.executable, "-m", "senet", "bench", "--quick", "--groups", "nothing"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (
+        bad.returncode == 2
+        and "senet bench: error:" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )

@@ -92,4 +92,7 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
             assert proc.returncode == 0, f"{cmd[-1][:200]}\n{proc.stderr[-2000:]}"
     assert (work / "finetuned.safetensors").is_file() and (work / "finetuned.onnx").is_file()
     summary = (work / "runs" / "finetuned" / "summary.json").read_text()
-    assert "pretrained weights" in summary and (work / "runs" / "finetuned" / "model.safetensors").is_file()
+    assert (
+        "pretrained weights" in summary
+        and (work / "runs" / "finetuned" / "model.safetensors").is_file()
+    )

@@ -21,6 +21,21 @@ from senet.layers import ops
 
 Layout = str  # "nchw" | "cl"
 INFER_MODES = ("eager", "fused", "optimized", "jit", "compile")
+AMPS = ("none", "bf16")
+
+
+def setting_name(amp: str, layout: Layout) -> str:
+    """A precision/layout setting as the tables print it: ``fp32 NCHW``, ``bf16 CL``, ..."""
+    return f"{'bf16' if amp == 'bf16' else 'fp32'} {'CL' if layout == 'cl' else 'NCHW'}"
+
+
+def _amp(amp: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast (CPU) around a forward, or nothing."""
+    if amp not in AMPS:
+        raise ValueError(f"amp {amp!r} is not supported here; choose none or bf16")
+    return (
+        torch.autocast("cpu", dtype=torch.bfloat16) if amp == "bf16" else contextlib.nullcontext()
+    )
 
 
 @dataclass
@@ -38,6 +53,11 @@ class Case:
     step: Callable[[], None] = field(repr=False)
     images: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    amp: str = "none"  # "none" (float32) | "bf16" (CPU autocast around the forward)
+
+    @property
+    def setting(self) -> str:
+        return setting_name(self.amp, self.layout)
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
@@ -86,8 +106,9 @@ def infer_case(
     path: str = "fast",
     mode: str = "eager",
     group: str = "",
+    amp: str = "none",
 ) -> Case:
-    """Inference latency: one forward under ``inference_mode``.
+    """Inference latency: one forward under ``inference_mode`` (and bf16 autocast if ``amp``).
 
     ``mode``: eager; fused (BN folded); optimized (``optimize_for_inference``: BN folded and the
     squeeze moved before conv3); jit (``torch.jit.optimize_for_inference``, for timm); compile
@@ -98,6 +119,7 @@ def infer_case(
             f"inference mode {mode!r} is not supported; choose one of {', '.join(INFER_MODES)}"
         )
     fmt = _fmt(layout)
+    _amp(amp)  # refuse a bad value before building anything
     m = build_model(model).eval().to(memory_format=fmt)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
     if mode == "fused":
@@ -118,23 +140,12 @@ def infer_case(
             m = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(m, x[:1]).eval()))
 
     def step() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), _amp(amp):
             m(x)
 
     tag = "" if mode == "eager" else f" [{mode}]"
-    return Case(
-        f"{model}{tag} ({path})",
-        group,
-        "infer",
-        model,
-        batch,
-        size,
-        layout,
-        path,
-        step,
-        batch,
-        {"mode": mode},
-    )
+    return Case(f"{model}{tag} ({path})", group, "infer", model, batch, size, layout, path,
+                step, batch, {"mode": mode}, amp)  # fmt: skip
 
 
 def _sgd(m: nn.Module) -> torch.optim.Optimizer:
@@ -149,9 +160,12 @@ def train_case(
     path: str = "fast",
     group: str = "",
     num_classes: int = 1000,
+    amp: str = "none",
 ) -> Case:
-    """Training throughput on a fixed synthetic batch: forward, cross-entropy, backward, SGD step."""
+    """Training throughput on a fixed synthetic batch: forward (under bf16 autocast if ``amp``),
+    cross-entropy, backward, SGD step."""
     fmt = _fmt(layout)
+    _amp(amp)
     m = build_model(model, num_classes).train().to(memory_format=fmt)
     if path == "compile":
         m = torch.compile(m)
@@ -162,10 +176,13 @@ def train_case(
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(m(x), y).backward()
+        with _amp(amp):
+            out = m(x)
+        F.cross_entropy(out.float(), y).backward()
         opt.step()
 
-    return Case(f"{model} ({path})", group, "train", model, batch, size, layout, path, step, batch)
+    return Case(f"{model} ({path})", group, "train", model, batch, size, layout, path, step, batch,
+                amp=amp)  # fmt: skip
 
 
 def loop_case(

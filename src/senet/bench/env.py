@@ -10,16 +10,12 @@ from pathlib import Path
 
 import torch
 
+from senet.utils.cpu import cpu_info
+
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_info().model
 
 
 def load_average() -> list[float] | None:
@@ -61,8 +57,12 @@ def environment() -> dict[str, object]:
     """Machine (CPU model, cores, threads), versions (python, torch, torchvision, timm, senet)."""
     from senet._version import __version__
 
+    info = cpu_info()
     return {
-        "cpu": cpu_model(),
+        "cpu": info.model,
+        "cpu_capability": info.capability,
+        "cpu_flags": sorted(info.flags),
+        "cpu_summary": info.describe(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),

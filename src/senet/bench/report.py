@@ -16,7 +16,8 @@ def case_rows(timings: list[Timing]) -> list[dict[str, object]]:
         c = t.case
         rows.append({
             "group": c.group, "label": c.label, "task": c.task, "model": c.model, "batch": c.batch,
-            "size": c.size, "layout": c.layout, "path": c.path, **c.extra,
+            "size": c.size, "layout": c.layout, "amp": c.amp, "setting": c.setting, "path": c.path,
+            **c.extra,
             "clock": t.clock, "median_ms": round(t.median * 1e3, 3), "images_per_s": round(t.images_per_s, 2),
             "rounds_ms": [round(s * 1e3, 3) for s in t.seconds],
             "wall_median_ms": round(statistics.median(t.wall) * 1e3, 3),
@@ -38,6 +39,8 @@ def comparison_rows(
         ratio = paired_ratio(den, num) if comp.invert else paired_ratio(num, den)
         row: dict[str, object] = {"comparison": comp.name, "num": comp.num, "den": comp.den,
                                   "ratio": round(ratio, 3), "kind": "throughput" if comp.invert else "time"}  # fmt: skip
+        if comp.row is not None:
+            row.update(row=comp.row, setting=comp.setting)
         if comp.target is not None:
             met = ratio <= comp.target if comp.sense == "<=" else ratio >= comp.target
             row.update(target=f"{comp.sense} {comp.target}", met=met)
@@ -70,7 +73,128 @@ def format_table(cases: list[dict[str, object]], comps: list[dict[str, object]])
                     "met" if c["met"] else f"MISSED by {c['missed_by']}"
                 )
             lines.append(f"  {c['ratio']:>6.3f}× {c['kind']:10s} {c['comparison']}  {status}")
+    table = settings_table_text(comps)
+    if table:
+        lines += [
+            "",
+            "== settings side by side (time ratios: < 1 = faster; throughput: > 1 = faster)",
+            table,
+        ]
     return "\n".join(lines).lstrip("\n")
+
+
+def _settings(comps: list[dict[str, object]]) -> tuple[list[str], list[str], dict]:
+    """The settings table's rows, columns and cells from comparisons that name a row/setting."""
+    rows: list[str] = []
+    cols: list[str] = []
+    cells: dict[tuple[str, str], dict[str, object]] = {}
+    for c in comps:
+        if "row" not in c:
+            continue
+        r, s = str(c["row"]), str(c["setting"])
+        rows += [] if r in rows else [r]
+        cols += [] if s in cols else [s]
+        cells[(r, s)] = c
+    order = ["fp32 NCHW", "fp32 CL", "bf16 NCHW", "bf16 CL"]
+    cols.sort(key=lambda s: order.index(s) if s in order else len(order))
+    return rows, cols, cells
+
+
+def _cell(c: dict[str, object] | None, bold: bool = False) -> str:
+    if c is None:
+        return "—"
+    text = f"{c['ratio']:.3f}"
+    if "target" in c:
+        mark = "met" if c["met"] else "MISSED"
+        text = f"**{text}** {mark}" if bold and c["met"] else f"{text} {mark}"
+    return text
+
+
+def _target_of(row: str, cells: dict, cols: list[str]) -> str:
+    for s in cols:
+        c = cells.get((row, s))
+        if c is not None and "target" in c:
+            return str(c["target"])
+    return ""
+
+
+def settings_table_text(comps: list[dict[str, object]]) -> str:
+    """The ratios the targets refer to, one row per comparison, one column per setting."""
+    rows, cols, cells = _settings(comps)
+    if not rows:
+        return ""
+    width = max(len(r) for r in rows) + 2
+    lines = [
+        f"{'ratio (paired median)':{width}s}{'target':>9s}" + "".join(f"{s:>17s}" for s in cols)
+    ]
+    for r in rows:
+        line = f"{r:{width}s}{_target_of(r, cells, cols):>9s}"
+        lines.append(line + "".join(f"{_cell(cells.get((r, s))):>17s}" for s in cols))
+    return "\n".join(lines)
+
+
+def settings_table_markdown(result: dict[str, object]) -> str:
+    """The settings table in Markdown, headed by the machine, versions and command."""
+    rows, cols, cells = _settings(result["comparisons"])  # type: ignore[arg-type]
+    if not rows:
+        return ""
+    env = result["environment"]  # type: ignore[index]
+    out = [
+        f"Machine: **{env.get('cpu_summary', env['cpu'])}**, {env['cores']} cores; torch "
+        f"{env['torch']}, timm {env['timm']}, senet {env['senet_git']}; "
+        f"{result.get('clock', 'wall')} clock, torch threads {env['torch_threads']}; "
+        f"started {result['started']}; load average {result['load_start']} → {result['load_end']}.",
+        f"Command: `{result['command']}`",
+        "",
+        "| ratio (paired median over interleaved rounds) | target | " + " | ".join(cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for r in rows:
+        vals = " | ".join(_cell(cells.get((r, s))) for s in cols)
+        out.append(f"| {r} | {_target_of(r, cells, cols)} | {vals} |")
+    medians = _medians_by_setting(result["cases"])  # type: ignore[arg-type]
+    if medians:
+        out += [
+            "",
+            "| case (img/s, median) | " + " | ".join(cols) + " |",
+            "|---|" + "---|" * len(cols),
+        ]
+        for (group_kind, label), by in medians.items():
+            vals = " | ".join(f"{by[s]:.2f}" if s in by else "—" for s in cols)
+            out.append(f"| {group_kind}: {label} | {vals} |")
+    return "\n".join(out) + "\n"
+
+
+def _medians_by_setting(cases: list[dict[str, object]]) -> dict:
+    table: dict[tuple[str, str], dict[str, float]] = {}
+    for c in cases:
+        if "setting" not in c:
+            continue
+        kind = f"{c['task']} b{c['batch']} {c['size']}px"
+        table.setdefault((kind, str(c["label"])), {})[str(c["setting"])] = float(c["images_per_s"])  # type: ignore[arg-type]
+    return table if any(len(v) > 1 for v in table.values()) else {}
+
+
+README_START = "<!-- senet bench settings table: start -->"
+README_END = "<!-- senet bench settings table: end -->"
+
+
+def update_readme(result: dict[str, object], path: str | Path) -> Path:
+    """Write the settings table into ``path`` between the README markers (appended if absent)."""
+    path = Path(path)
+    table = settings_table_markdown(result)
+    if not table:
+        raise ValueError("this run has no settings table (run --suite settings or --quick)")
+    block = f"{README_START}\n{table}{README_END}"
+    text = path.read_text() if path.exists() else ""
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        tail = rest.split(README_END, 1)[1]
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+    atomic_write_text(path, text)
+    return path
 
 
 def markdown(result: dict[str, object]) -> str:
@@ -80,7 +204,8 @@ def markdown(result: dict[str, object]) -> str:
     out.append(f"- command: `{result['command']}`")
     out.append(f"- started {result['started']}, took {result['seconds']:.0f} s")
     out.append(
-        f"- machine: {env['cpu']}, {env['cores']} cores, torch threads {env['torch_threads']}"
+        f"- machine: {env.get('cpu_summary', env['cpu'])}, {env['cores']} cores, "
+        f"torch threads {env['torch_threads']}"
     )  # type: ignore[index]
     out.append(
         "- versions: "
@@ -98,6 +223,9 @@ def markdown(result: dict[str, object]) -> str:
     out.append(
         f"- clock for medians and ratios: {result.get('clock', 'wall')} (both are in the JSON)"
     )
+    table = settings_table_markdown(result)
+    if table:
+        out += ["", "## Settings side by side", "", table]
     out += [
         "",
         "## Ratios",

@@ -14,6 +14,7 @@ from senet.bench.cases import (
     load_cifar,
     loop_case,
     project_batches,
+    setting_name,
     train_case,
 )
 
@@ -31,6 +32,8 @@ class Comparison:
     target: float | None = None
     sense: str = "<="
     invert: bool = False
+    row: str | None = None  # the settings table's row (what is compared, whatever the setting)
+    setting: str | None = None  # the settings table's column ("fp32 NCHW", "bf16 CL", ...)
 
 
 @dataclass
@@ -288,21 +291,136 @@ def _cifar_groups(
     return groups
 
 
+SETTINGS = (("none", "nchw"), ("none", "cl"), ("bf16", "nchw"), ("bf16", "cl"))
+
+
+@dataclass(frozen=True)
+class SettingsSizes:
+    """Sizes of the settings suite (``quick`` shrinks them)."""
+
+    cifar_batch: int = 128
+    cifar_size: int = 32
+    train_batch: int = 16
+    size: int = 224
+    infer_batch: int = 1
+    rounds: int = 7
+    steps: int = 1
+    train_rounds: int = 5
+    infer_steps: int = 3
+    settings: tuple[tuple[str, str], ...] = SETTINGS
+
+
+def _settings_groups(o: SuiteOptions, z: SettingsSizes) -> list[Group]:
+    """Every setting (fp32/bf16 × NCHW/channels_last) of the three measurements the targets
+    name: CIFAR training, ImageNet-size training, batch-1 inference. Each group interleaves
+    the SE model, its plain twin, timm's pair and ``optimize_for_inference`` in one setting."""
+    groups: list[Group] = []
+    timm = _timm(o)
+    cifar_row = f"CIFAR training b{z.cifar_batch}"
+    train_row = f"{z.size}px training b{z.train_batch}"
+    infer_row = f"{z.size}px inference b{z.infer_batch}"
+    for amp, layout in z.settings:
+        st = setting_name(amp, layout)
+
+        g = f"cifar train b{z.cifar_batch} {st}"
+
+        def cifar(amp=amp, layout=layout, g=g) -> list[Case]:
+            args = (z.cifar_batch, z.cifar_size, layout)
+            return [
+                train_case("cifar_resnet20", *args, "fast", g, 10, amp),
+                train_case("cifar_se_resnet20", *args, "fast", g, 10, amp),
+                train_case("cifar_se_resnet20", *args, "reference", g, 10, amp),
+                train_case("plain:cifar_se_resnet20", *args, "-", g, 10, amp),
+            ]
+
+        groups.append(Group(g, cifar, [
+            Comparison(f"SE overhead {g}", "cifar_se_resnet20 (fast)", "cifar_resnet20 (fast)",
+                       1.05, row=f"{cifar_row}: SE-ResNet-20 ÷ ResNet-20 (time)", setting=st),
+            Comparison(f"fast ÷ reference path {g}", "cifar_se_resnet20 (fast)",
+                       "cifar_se_resnet20 (reference)",
+                       row=f"{cifar_row}: SE fast ÷ reference path (time)", setting=st),
+            Comparison(f"ours ÷ plain-loop SE-ResNet-20 {g}", "cifar_se_resnet20 (fast)",
+                       "plain:cifar_se_resnet20 (-)",
+                       row=f"{cifar_row}: ours ÷ plain-loop SE-ResNet-20 (time)", setting=st),
+        ], z.rounds, z.steps))  # fmt: skip
+
+        g = f"train b{z.train_batch} {z.size} {st}"
+
+        def train(amp=amp, layout=layout, g=g) -> list[Case]:
+            args = (z.train_batch, z.size, layout)
+            cases = [
+                train_case(m, *args, "fast", g, 1000, amp) for m in ("resnet50", "se_resnet50")
+            ]
+            return cases + [train_case(m, *args, "-", g, 1000, amp) for m in timm]
+
+        comps = [Comparison(f"SE overhead {g}", "se_resnet50 (fast)", "resnet50 (fast)", 1.05,
+                            row=f"{train_row}: SE-ResNet-50 ÷ ResNet-50 (time)", setting=st)]  # fmt: skip
+        if timm:
+            comps += [
+                Comparison(f"ours ÷ timm seresnet50 throughput {g}", "se_resnet50 (fast)",
+                           "timm:seresnet50 (-)", 1.3, ">=", True,
+                           row=f"{train_row}: ours ÷ timm seresnet50 (throughput)", setting=st),
+                Comparison(f"timm SE overhead {g}", "timm:seresnet50 (-)", "timm:resnet50 (-)",
+                           row=f"{train_row}: timm seresnet50 ÷ resnet50 (time)", setting=st),
+            ]  # fmt: skip
+        groups.append(Group(g, train, comps, z.train_rounds, z.steps))
+
+        g = f"infer b{z.infer_batch} {z.size} {st}"
+
+        def infer(amp=amp, layout=layout, g=g) -> list[Case]:
+            args = (z.infer_batch, z.size, layout)
+            cases = [
+                infer_case("resnet50", *args, "fast", "eager", g, amp),
+                infer_case("se_resnet50", *args, "fast", "eager", g, amp),
+                infer_case("resnet50", *args, "fast", "fused", g, amp),
+                infer_case("se_resnet50", *args, "fast", "optimized", g, amp),
+            ]
+            return cases + [infer_case(m, *args, "-", "eager", g, amp) for m in timm]
+
+        opt = "se_resnet50 [optimized] (fast)"
+        comps = [
+            Comparison(f"SE overhead {g}", "se_resnet50 (fast)", "resnet50 (fast)", 1.02,
+                       row=f"{infer_row}: SE-ResNet-50 ÷ ResNet-50 (time)", setting=st),
+            Comparison(f"SE overhead {g} [optimized ÷ plain fused]", opt, "resnet50 [fused] (fast)",
+                       row=f"{infer_row}: optimize_for_inference SE ÷ BN-folded plain (time)",
+                       setting=st),
+        ]  # fmt: skip
+        if timm:
+            comps += [
+                Comparison(f"ours ÷ timm seresnet50 latency {g}", "se_resnet50 (fast)",
+                           "timm:seresnet50 (-)", 0.80,
+                           row=f"{infer_row}: ours ÷ timm seresnet50 (time)", setting=st),
+                Comparison(f"optimize_for_inference ÷ timm seresnet50 latency {g}", opt,
+                           "timm:seresnet50 (-)", 0.80,
+                           row=f"{infer_row}: optimize_for_inference ÷ timm seresnet50 (time)",
+                           setting=st),
+                Comparison(f"timm SE overhead {g}", "timm:seresnet50 (-)", "timm:resnet50 (-)",
+                           row=f"{infer_row}: timm seresnet50 ÷ resnet50 (time)", setting=st),
+            ]  # fmt: skip
+        groups.append(Group(g, infer, comps, z.rounds, z.infer_steps))
+    return groups
+
+
 def _timm(o: SuiteOptions) -> list[str]:
     return ["timm:resnet50", "timm:seresnet50"] if o.timm else []
 
 
-SUITES = ("quick", "inference", "train224", "cifar", "full")
+SUITES = ("quick", "settings", "inference", "train224", "cifar", "full")
+# the two settings the targets name (fp32 NCHW, bf16 channels_last), at sizes that take seconds
+QUICK_SIZES = SettingsSizes(4, 16, 2, 32, 1, 2, 1, 2, 1, (SETTINGS[0], SETTINGS[3]))
 
 
 def build_suite(name: str, o: SuiteOptions) -> list[Group]:
-    """The groups of suite ``name`` (see ``SUITES``); ``quick`` uses tiny sizes (< 1 min)."""
+    """The groups of suite ``name`` (see ``SUITES``); ``quick`` is ``settings`` at tiny sizes.
+
+    ``settings``: fp32/bf16 × NCHW/channels_last for CIFAR training, 224 px training and batch-1
+    inference (the issue-12 targets). ``inference``/``train224``/``cifar``/``full``: issue 7's
+    groups (float32; inference-optimised and compiled cases, batch 32, the data-included loop).
+    """
     if name == "quick":
-        o.workers = 0
-        o.cifar_subset = min(o.cifar_subset, 32)
-        return _imagenet_groups(o, 32, (1,), (2,), ("nchw",), 2, 1, 1, fused=False) + _cifar_groups(
-            o, 4, ("nchw",), 2, 1
-        )
+        return _settings_groups(o, QUICK_SIZES)
+    if name == "settings":
+        return _settings_groups(o, SettingsSizes())
     if name == "inference":
         b1 = _imagenet_groups(o, 224, (1,), (), ("nchw", "cl"), 5, 3, 1)
         return b1 + _imagenet_groups(o, 224, (32,), (), ("nchw",), 3, 1, 1, fused=False, full=False)

@@ -15,12 +15,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="time SE models against their baselines, timm and a plain loop (interleaved; medians, ratios)",
         description="Inference latency and training throughput of SE models against their plain "
         "baselines, timm's resnet50/seresnet50 and a plain-loop CIFAR reference, interleaved in "
-        "one run. Prints a table and writes a results file (JSON + Markdown).",
+        "one run, in every precision/layout setting (fp32/bf16 × NCHW/channels_last). Prints the "
+        "CPU, a table of the ratios the targets refer to (met/missed) and writes a results file "
+        "(JSON + Markdown).",
     )
     p.add_argument(
         "--suite",
         default=None,
-        help="quick (tiny, < 1 min), inference, train224, cifar, full (default: full)",
+        help="settings (default: fp32/bf16 × NCHW/CL side by side), quick (the same at tiny "
+        "sizes), or issue 7's inference, train224, cifar, full",
     )
     p.add_argument("--quick", action="store_true", help="same as --suite quick")
     p.add_argument(
@@ -80,6 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="results file stem (writes STEM.json and STEM.md); default: none",
     )
+    p.add_argument(
+        "--update-readme", nargs="?", const="benchmarks/README.md", default=None, metavar="PATH",
+        help="write the settings table, with the machine named, into PATH between its "
+        "'senet bench settings table' markers (default PATH: benchmarks/README.md)",
+    )  # fmt: skip
     p.set_defaults(func=run_bench_cli)
 
 
@@ -102,9 +110,11 @@ def run_bench_cli(args: argparse.Namespace) -> int:
 
     from senet.bench import SuiteOptions, format_table, run_bench, write_results
     from senet.bench.env import load_average
+    from senet.bench.report import update_readme
     from senet.bench.runner import stderr_log
+    from senet.utils.cpu import cpu_info
 
-    suite = "quick" if args.quick else (args.suite or "full")
+    suite = "quick" if args.quick else (args.suite or "settings")
     if args.quick and args.suite not in (None, "quick"):
         raise ValueError(
             f"--quick and --suite {args.suite} contradict each other; pass one of them"
@@ -140,6 +150,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     options = SuiteOptions(data_dir=None if suite == "quick" else _data_dir(args),
                            cifar_subset=args.cifar_subset, workers=args.workers, timm=timm)  # fmt: skip
     command = "senet " + shlex.join(sys.argv[1:])
+    print(f"CPU: {cpu_info().describe()}; torch threads {torch.get_num_threads()}", flush=True)
     result = run_bench(
         suite, options, args.groups, args.rounds, args.steps, stderr_log, command, args.clock
     )
@@ -148,4 +159,6 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     if args.out:
         js, md = write_results(result, args.out)
         print(f"\nwrote {js} and {md}")
+    if args.update_readme:
+        print(f"wrote the settings table into {update_readme(result, args.update_readme)}")
     return 0

@@ -12,7 +12,8 @@ Switch (see docs/performance.md)::
     with senet.layers.ops.reference_path(): ...  # for a block of code
     SENET_FAST_PATH=0 senet ...                  # from the environment, read at import
 
-Under ``torch.compile`` the reference ops are always used: the compiler fuses them itself.
+Under ``torch.compile`` and ``torch.fx.symbolic_trace`` the reference ops are always used: the
+compiler fuses them itself, and a traced graph records them as ordinary nodes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.fx import Proxy
 
 from senet.layers import fast_ops
 from senet.layers.gates import apply_gate
@@ -75,8 +77,13 @@ def fast_path() -> Iterator[None]:
         set_fast_path(previous)
 
 
-def _use_fast() -> bool:
-    return _FAST and not torch.compiler.is_compiling()
+def _use_fast(x: object) -> bool:
+    """The fast path is on, and nobody is compiling or FX-tracing the model: Inductor fuses the
+    reference ops itself, and ``torch.fx.symbolic_trace`` (torchvision's
+    ``create_feature_extractor``, FX quantization) should record the real ops, which a custom
+    autograd Function and the fast path's shape-dependent kernel choice would hide or break.
+    (Under symbolic tracing the tensors are ``torch.fx.Proxy`` objects.)"""
+    return _FAST and not isinstance(x, Proxy) and not torch.compiler.is_compiling()
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,7 +97,7 @@ def squeeze(x: torch.Tensor, op: str = "avg") -> torch.Tensor:
     backward avoids materialising the broadcast gradient.
     """
     if op == "avg":
-        return fast_ops.squeeze_avg(x) if _use_fast() else x.mean((2, 3), keepdim=True)
+        return fast_ops.squeeze_avg(x) if _use_fast(x) else x.mean((2, 3), keepdim=True)
     if op == "max":
         return x.amax((2, 3), keepdim=True)
     raise ValueError(f"squeeze op {op!r} is not supported; choose avg or max")
@@ -105,26 +112,54 @@ def excite(
     gate: str,
 ) -> torch.Tensor:
     """``gate(W2 relu(W1 z + b1) + b2)`` on the pooled descriptor ``z`` (N×C×1×1), Eq. 3."""
-    if _use_fast():
+    if _use_fast(z):
         return fast_ops.excite(z, w1, b1, w2, b2, gate)
     return ref_excite(z, w1, b1, w2, b2, gate)
 
 
+def excitation(se: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The gate ``s = se.excite(squeeze(x))`` of an avg/max-squeeze SE block (N×C×1×1, ``x``'s
+    dtype). The fast path squeezes into a float32 descriptor (``fast_ops.excitation``)."""
+    if _use_fast(x):
+        return fast_ops.excitation(se, x)
+    return se.excite(squeeze(x, se.squeeze))
+
+
+def excite_block(se: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """``gate(fc2(relu(fc1(z))))`` with an SE block's own FC layers on ``z`` (N×C×1×1), Eq. 3.
+
+    The reference path calls the ``fc1``/``fc2`` modules, so a traced graph shows them as
+    ``…se.fc1``/``…se.fc2`` nodes (feature extraction, FX quantization); the fast path runs
+    them as float32 matrix products on the N×C descriptor (``fast_ops.excite``).
+    """
+    if _use_fast(z):
+        return fast_ops.excite(z, se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias, se.gate)
+    return apply_gate(se.fc2(F.relu(se.fc1(z))), se.gate)
+
+
+def squeeze_1x1(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``mean_hw(conv1x1(h))`` as N×C, computed as ``W · mean_hw(h) + b`` (exact for a 1×1,
+    stride-1, unpadded convolution; ``senet.layers.fuse.squeeze_early``)."""
+    if _use_fast(h):
+        return fast_ops.squeeze_1x1(h, weight, bias)
+    return F.linear(h.mean((2, 3)), weight.reshape(weight.shape[0], -1), bias)
+
+
 def scale(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """Channel-wise rescaling ``x̃_c = s_c · u_c`` (Eq. 4)."""
-    return fast_ops.scale(x, s) if _use_fast() else ref_scale(x, s)
+    return fast_ops.scale(x, s) if _use_fast(x) else ref_scale(x, s)
 
 
 def scale_add_relu(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
     """``relu(x · s + shortcut)``: SE scale, residual sum and ReLU (the release's Axpy + ReLU)."""
-    if _use_fast():
+    if _use_fast(x):
         return fast_ops.scale_add(x, s, shortcut, relu=True)
     return ref_scale_add_relu(x, s, shortcut)
 
 
 def scale_add(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
     """``x · s + shortcut``: Axpy without the ReLU (pre-activation blocks)."""
-    if _use_fast():
+    if _use_fast(x):
         return fast_ops.scale_add(x, s, shortcut, relu=False)
     return ref_scale(x, s) + shortcut
 
@@ -141,7 +176,7 @@ def squeeze_excite(
     ``relu(x · s + shortcut)`` (Axpy + ReLU), with ``s = se.excitation(x)``. The fast path runs
     an average-squeeze block as one autograd Function (``fast_ops.squeeze_excite``).
     """
-    if _use_fast() and se.squeeze == "avg":
+    if se.squeeze == "avg" and _use_fast(x):
         return fast_ops.squeeze_excite(se, x, shortcut, relu)
     s = se.excitation(x)
     if shortcut is None:
@@ -152,7 +187,7 @@ def squeeze_excite(
 
 def add_relu(x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
     """``relu(x + shortcut)``: the residual sum and ReLU of a block (with or without SE)."""
-    return fast_ops.add_relu(x, shortcut) if _use_fast() else F.relu(x + shortcut)
+    return fast_ops.add_relu(x, shortcut) if _use_fast(x) else F.relu(x + shortcut)
 
 
 # --------------------------------------------------------------------------------------------

@@ -168,8 +168,10 @@ class SqueezeExcitation(nn.Module):
     the gate has the input's spatial size.
 
     Contract: every gate is computed by ``excite(z)`` (avg/max squeeze; ``excitation(x)`` pools,
-    then calls it; the fused training path ``ops.squeeze_excite`` calls it on its own pooled ``z``)
-    or by ``excitation(x)`` for NoSqueeze, and both pass ``s`` through ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing the model.
+    then calls it; the fused training path ``ops.squeeze_excite`` calls it on its own pooled
+    ``z``, float32 on the fast path) or by ``excitation(x)`` for NoSqueeze, and both pass ``s``
+    through ``self.gate_out``, so a forward hook on ``gate_out`` records ``s`` without changing
+    the model. Without gradients, the fused path calls ``excitation(x)``.
     """
 
     def __init__(self, channels: int, reduction: float = 16, **options: Any) -> None:
@@ -195,7 +197,7 @@ class SqueezeExcitation(nn.Module):
         if self.squeeze == "none":
             h = nn.functional.relu(self.fc1(x))
             return self.gate_out(ops.apply_gate(self.fc2(h), self.gate))
-        return self.excite(ops.squeeze(x, self.squeeze))
+        return ops.excitation(self, x)
 
     def excite(self, z: torch.Tensor) -> torch.Tensor:
         """The gate ``s`` (N×C×1×1) from an already squeezed descriptor ``z`` (N×C×1×1 or N×C).
@@ -206,8 +208,7 @@ class SqueezeExcitation(nn.Module):
         if self.squeeze == "none":
             raise ValueError("a NoSqueeze block has no descriptor z; call excitation(x)")
         z = z.reshape(z.shape[0], -1, 1, 1)
-        s = ops.excite(z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, self.gate)
-        return self.gate_out(s)
+        return self.gate_out(ops.excite_block(self, z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ops.squeeze_excite(self, x)

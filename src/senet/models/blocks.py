@@ -188,10 +188,10 @@ class Bottleneck(ResidualBlock):
                 "this block was rewritten for inference (early squeeze, BN folded); "
                 "train the original model, not the output of optimize_for_inference"
             )
-        w = self.conv3.weight
-        z = F.linear(h.mean((2, 3)), w.reshape(w.shape[0], -1), self.conv3.bias)
+        z = ops.squeeze_1x1(h, self.conv3.weight, self.conv3.bias)
         s = self.se.excite(z)
-        return ops.scale_add_relu(self.conv3(h), s, shortcut)
+        out = self.conv3(h)
+        return ops.scale_add_relu(out, s.to(out.dtype), shortcut)
 
 
 class PreActBasicBlock(ResidualBlock):

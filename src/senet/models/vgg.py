@@ -89,8 +89,11 @@ class VGG(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Adaptive 7×7 pooling and the three FC layers; ``pre_logits`` stops before the last."""
-        x = self.classifier[:-1](self.avgpool(x).flatten(1))
-        return x if pre_logits else self.classifier[-1](x)
+        x = self.avgpool(x).flatten(1)
+        *hidden, last = self.classifier  # registered children, so FX can trace them
+        for layer in hidden:
+            x = layer(x)
+        return x if pre_logits else last(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
