@@ -181,8 +181,8 @@ def test_precision_is_resolved_saved_and_kept_on_resume(
     def fake(device: object, amp: str = "auto", channels_last: bool | None = None):
         asked.append((amp, channels_last))
         if amp == "auto":  # as on a CPU with native bf16
-            return PrecisionChoice("bf16", True, "test CPU: AVX512-BF16")
-        return PrecisionChoice(amp, bool(channels_last), "as asked")
+            return PrecisionChoice("bf16", True, "native bf16", "test CPU", "AVX512-BF16")
+        return PrecisionChoice(amp, bool(channels_last), "as asked", "test CPU", "AVX512-BF16")
 
     monkeypatch.setattr(loop, "choose_precision", fake)
     out = tmp_path / "run"
@@ -190,7 +190,7 @@ def test_precision_is_resolved_saved_and_kept_on_resume(
     train(tiny(tiny_imagefolder, out, amp="auto", stop_after_epochs=1), log=notes)
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["amp"], cfg["channels_last"]) == ("bf16", True)
-    assert "bf16 autocast, channels_last (test CPU: AVX512-BF16)" in cfg["precision"]
+    assert "bf16 autocast, channels_last (test CPU: AVX512-BF16; native bf16)" in cfg["precision"]
     assert sum(n.startswith("precision: ") for n in notes.lines) == 1
     # a resume left on auto keeps the stored choice, whatever this machine would pick
     summary = train(tiny(tiny_imagefolder, out, amp="auto", resume=True))
