@@ -232,3 +232,66 @@ def test_cifar_arrays_become_uint8_nchw(monkeypatch: pytest.MonkeyPatch) -> None
     assert train.images.shape == (20, 3, 32, 32)
     assert torch.equal(train.images[3], torch.from_numpy(ref.data[3]).permute(2, 0, 1))
     assert len(val) == 5 and val.labels.tolist() == [0, 1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------------------------
+# Cutout
+# --------------------------------------------------------------------------------------------
+def test_cutout_masks_full_and_partial_squares() -> None:
+    from senet.data import cutout_mask
+
+    g = generator(5)
+    mask = cutout_mask(2000, 32, 32, 16, g)
+    assert mask.shape == (2000, 1, 32, 32) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    holes = (mask == 0).sum((1, 2, 3))
+    g = generator(5)
+    cy, cx = torch.randint(0, 32, (2000,), generator=g), torch.randint(0, 32, (2000,), generator=g)
+    for i in range(2000):
+        y0, x0 = int(cy[i]) - 8, int(cx[i]) - 8
+        rows = min(y0 + 16, 32) - max(y0, 0)
+        cols = min(x0 + 16, 32) - max(x0, 0)
+        assert holes[i] == rows * cols  # clipped at the image's edges
+        ref = torch.ones(32, 32)
+        ref[max(y0, 0) : y0 + 16, max(x0, 0) : x0 + 16] = 0
+        assert torch.equal(mask[i, 0], ref)
+    assert holes.max() == 256 and holes.min() < 256  # whole squares inside, partial ones at edges
+    assert (holes == 64).any()  # a centre in a corner keeps a quarter of the square
+    assert torch.equal(mask, cutout_mask(2000, 32, 32, 16, generator(5)))  # seeded
+    assert not torch.equal(mask, cutout_mask(2000, 32, 32, 16, generator(6)))
+
+
+def test_loader_cutout_is_seeded_resumable_and_zeroes_normalised_pixels() -> None:
+    data = _toy()
+    kw = {"train": True, "augment": "crop_flip", "mean": (0.5,) * 3, "std": (0.25,) * 3, "seed": 3}
+    plain = build_loader(data, 4, **kw)
+    cut = build_loader(data, 4, cutout=4, **kw)
+    again = build_loader(data, 4, cutout=4, **kw)
+    for loader in (plain, cut, again):
+        loader.set_epoch(1)
+    pb, cb = list(plain), list(cut)
+    assert torch.equal(torch.stack([x for x, _ in cb]), torch.stack([x for x, _ in again]))
+    assert torch.equal(next(iter(again.iterate(3)))[0], cb[3][0])  # resumed mid-epoch: same cut
+    for (p, _), (c, _) in zip(pb, cb):
+        zeroed = (c == 0) & (p != 0)
+        assert zeroed.any() and torch.equal(c[c != 0], p[c != 0])  # only the squares changed
+        assert torch.equal(
+            zeroed[:, :1].expand_as(zeroed), zeroed
+        )  # the same square in every channel
+    ev = build_loader(data, 8, train=False, cutout=4, mean=(0.5,) * 3, std=(0.25,) * 3)
+    ref = build_loader(data, 8, train=False, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(ev, ref))  # never at evaluation
+
+
+def test_file_transform_cutout_is_seeded() -> None:
+    from PIL import Image
+
+    from senet.data import file_transform
+
+    tf = file_transform(True, "crop_flip", 16, 16, (0.5,) * 3, (0.25,) * 3, 2, cutout=8)
+    assert "Cutout(size=8)" in repr(tf)
+    img = Image.fromarray((torch.rand(16, 16, 3) * 255).to(torch.uint8).numpy())
+    torch.manual_seed(1)
+    a = tf(img)
+    torch.manual_seed(1)
+    b = tf(img)
+    assert torch.equal(a, b) and 0 < int((a == 0).all(0).sum()) <= 64

@@ -67,6 +67,39 @@ def random_crop_flip(
     return out.reshape(n, c, h, w)
 
 
+def cutout_mask(
+    n: int, h: int, w: int, size: int, g: torch.Generator, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Cutout's masks (DeVries & Taylor 2017): float N×1×H×W, 0 inside one ``size``×``size`` square
+    per image, 1 elsewhere. Each square's centre is uniform over the whole image, so a square
+    near an edge is clipped (it may fall partly outside). Drawn from ``g`` as (cy, cx)."""
+    cy = torch.randint(0, h, (n,), generator=g).to(device)
+    cx = torch.randint(0, w, (n,), generator=g).to(device)
+    y0, x0 = cy - size // 2, cx - size // 2
+    rows = torch.arange(h, device=device)[None, :]
+    cols = torch.arange(w, device=device)[None, :]
+    in_rows = (rows >= y0[:, None]) & (rows < (y0 + size)[:, None])  # N×H
+    in_cols = (cols >= x0[:, None]) & (cols < (x0 + size)[:, None])  # N×W
+    hole = in_rows[:, :, None] & in_cols[:, None, :]
+    return (~hole).to(torch.float32)[:, None]
+
+
+class Cutout:
+    """Cutout as a torchvision-style transform of a normalised C×H×W tensor (after ``Normalize``,
+    as the Cutout paper's code does: the square becomes 0, the mean pixel). Draws from torch's
+    global RNG, which the file loader seeds per sample."""
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        return x * cutout_mask(1, h, w, self.size, torch.default_generator, x.device)[0]
+
+    def __repr__(self) -> str:
+        return f"Cutout(size={self.size})"
+
+
 class TensorBatchLoader:
     """Batches from an ``ImageTensorSet`` held on ``device``, augmented in batched tensor ops."""
 
@@ -78,6 +111,7 @@ class TensorBatchLoader:
         train: bool,
         augment: str = "none",
         crop_padding: int = 4,
+        cutout: int = 0,
         mean: Sequence[float],
         std: Sequence[float],
         seed: int = 0,
@@ -98,6 +132,7 @@ class TensorBatchLoader:
             )
         self.dataset, self.batch_size, self.train = data, batch_size, train
         self.augment, self.crop_padding = (augment if train else "none"), crop_padding
+        self.cutout = cutout if train else 0
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.device = torch.device(device)
         self.channels_last = channels_last
@@ -146,10 +181,16 @@ class TensorBatchLoader:
                 g = generator(self.seed, self.epoch, i, 1)
                 x = random_crop_flip(x, self.crop_padding, self.augment == "crop_flip", g)
             sl = slice(self.rank * local, (self.rank + 1) * local)
-            yield self._finish(x[sl]), self.labels[idx][sl]
+            mask = None
+            if self.cutout > 0:  # drawn for the global batch, so N processes cut what one would
+                g = generator(self.seed, self.epoch, i, 4)
+                mask = cutout_mask(len(x), x.shape[2], x.shape[3], self.cutout, g, self.device)[sl]
+            yield self._finish(x[sl], mask), self.labels[idx][sl]
 
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
+    def _finish(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         x = normalize_uint8(x, self.mean, self.std)
+        if mask is not None:
+            x.mul_(mask)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -282,13 +323,18 @@ def file_transform(
     std: Sequence[float],
     crop_padding: int = 4,
     rrc_scale_min: float = 0.08,
+    cutout: int = 0,
 ) -> Any:
-    """torchvision transforms: random-size crop + flip for training, resize → centre crop for eval."""
+    """torchvision transforms: random-size crop + flip for training, resize → centre crop for
+    eval; ``cutout`` > 0 adds ``Cutout(cutout)`` after normalisation (training only)."""
     from torchvision import transforms as T
 
     if not train or augment == "none":
-        return Preprocessing(input_size, eval_resize, mean=tuple(mean), std=tuple(std)).transform()
+        tf = Preprocessing(input_size, eval_resize, mean=tuple(mean), std=tuple(std)).transform()
+        return T.Compose([tf, Cutout(cutout)]) if train and cutout > 0 else tf
     tail = [T.ToTensor(), T.Normalize(list(mean), list(std))]
+    if cutout > 0:
+        tail.append(Cutout(cutout))
     if augment == "rrc_flip":
         return T.Compose(
             [
@@ -315,6 +361,7 @@ def build_loader(
     augment: str = "none",
     crop_padding: int = 4,
     rrc_scale_min: float = 0.08,
+    cutout: int = 0,
     input_size: int | None = None,
     eval_resize: int | None = None,
     mean: Sequence[float] | None = None,
@@ -336,14 +383,15 @@ def build_loader(
             m, s = dataset.channel_stats()
             mean, std = mean or m, std or s
         return TensorBatchLoader(
-            dataset, batch_size, train=train, augment=augment, crop_padding=crop_padding, mean=mean,
-            std=std, seed=seed, rank=rank, world_size=world_size, device=device, channels_last=channels_last,
+            dataset, batch_size, train=train, augment=augment, crop_padding=crop_padding,
+            cutout=cutout, mean=mean, std=std, seed=seed, rank=rank, world_size=world_size,
+            device=device, channels_last=channels_last,
         )  # fmt: skip
     if isinstance(dataset, FolderDataset):
         size = input_size or 224
         tf = file_transform(
             train, augment, size, eval_resize, mean or IMAGENET_MEAN, std or IMAGENET_STD,
-            crop_padding, rrc_scale_min,
+            crop_padding, rrc_scale_min, cutout,
         )  # fmt: skip
         return FileBatchLoader(
             dataset, batch_size, train=train, transform=tf, seed=seed, rank=rank,

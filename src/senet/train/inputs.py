@@ -65,6 +65,7 @@ def build_inputs(
     info = DataInfo(prep, list(train_set.classes))
     kw = {
         "augment": config.augment, "crop_padding": config.crop_padding, "rrc_scale_min": config.rrc_scale_min,
+        "cutout": config.cutout,
         "input_size": prep.input_size, "eval_resize": prep.resize, "mean": prep.mean, "std": prep.std,
         "seed": config.seed, "rank": rank, "world_size": world_size, "device": device,
         "workers": config.workers, "channels_last": config.channels_last,
