@@ -295,3 +295,65 @@ def test_file_transform_cutout_is_seeded() -> None:
     torch.manual_seed(1)
     b = tf(img)
     assert torch.equal(a, b) and 0 < int((a == 0).all(0).sum()) <= 64
+
+
+# --------------------------------------------------------------------------------------------
+# class-balanced minibatches
+# --------------------------------------------------------------------------------------------
+def _imbalanced(n_per_class: tuple[int, ...] = (30, 6, 3, 1)) -> ImageTensorSet:
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])
+    images = torch.arange(len(labels), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 4, 4)
+    return ImageTensorSet(images.contiguous(), labels, [str(c) for c in range(len(n_per_class))])
+
+
+@pytest.mark.parametrize("batch_size", [8, 10, 3])
+def test_balanced_order_evens_classes_in_every_batch(batch_size: int) -> None:
+    from senet.data.loaders import balanced_order
+
+    labels = _imbalanced().labels
+    n_batches = 40 // batch_size
+    order = balanced_order(labels, batch_size, n_batches, generator(0))
+    assert order.shape == (n_batches * batch_size,)
+    batches = labels[order].view(n_batches, batch_size)
+    counts = torch.stack([torch.bincount(b, minlength=4) for b in batches])
+    assert int(counts.max(1).values.sub(counts.min(1).values).max()) <= 1  # within ±1 per batch
+    if batch_size >= 4:
+        assert int(counts.min()) >= batch_size // 4  # every class in every batch
+    else:  # fewer slots than classes: distinct classes per batch, all classes equally often
+        assert int(counts.max()) == 1
+        total = counts.sum(0)
+        assert int(total.max() - total.min()) <= 1
+    # images of a class are used in turn: the one image of class 3 repeats, class 0's do not
+    per_class = [order[labels[order] == c] for c in range(4)]
+    assert len(per_class[0].unique()) == len(per_class[0])
+    assert torch.equal(order, balanced_order(labels, batch_size, n_batches, generator(0)))
+
+
+def test_balanced_loaders_in_memory_and_from_files(tiny_imagefolder: Path) -> None:
+    data = _imbalanced()
+    kw = {"train": True, "mean": (0.5,) * 3, "std": (0.25,) * 3, "seed": 2, "balanced": True}
+    loader = build_loader(data, 8, **kw)
+    loader.set_epoch(1)
+    batches = list(loader)
+    assert len(batches) == 5 and all(
+        torch.bincount(y, minlength=4).tolist() == [2] * 4 for _, y in batches
+    )
+    again = build_loader(data, 8, **kw)
+    again.set_epoch(1)
+    assert torch.equal(next(iter(again.iterate(2)))[1], batches[2][1])  # resumable mid-epoch
+    halves = [build_loader(data, 8, rank=r, world_size=2, **kw) for r in range(2)]
+    for h in halves:
+        h.set_epoch(1)
+    for (x, y), (xa, ya), (xb, yb) in zip(batches, *halves):
+        assert torch.equal(torch.cat([ya, yb]), y) and torch.equal(torch.cat([xa, xb]), x)
+    # the file loader: the same order, each rank's slice of every global batch
+    files = build_dataset("imagefolder", tiny_imagefolder, "train", in_memory=False, subset=30)
+    fl = build_loader(files, 6, train=True, augment="rrc_flip", input_size=8, workers=0, seed=2,
+                      balanced=True)  # fmt: skip
+    fl.set_epoch(0)
+    ys = [y for _, y in fl]
+    assert len(ys) == 5 and all(torch.bincount(y, minlength=3).tolist() == [2, 2, 2] for y in ys)
+    fl.set_epoch(0)
+    tail = [x for x, _ in fl.iterate(3)]
+    fl.set_epoch(0)
+    assert torch.equal(tail[0], [x for x, _ in fl][3])  # resume mid-epoch: same images and crops

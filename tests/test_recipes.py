@@ -184,3 +184,27 @@ def test_frozen_bn_parameters_do_not_move() -> None:
     frozen_ids = {id(p) for p in frozen}
     moved = [id(p) for p in model.parameters() if not torch.equal(p, before[id(p)])]
     assert moved and not frozen_ids & set(moved)  # everything else trained
+
+
+# --------------------------------------------------------------------------------------------
+# preprocessing: the model's sizes on file data, Caffe's 0–255 mean subtraction
+# --------------------------------------------------------------------------------------------
+def test_file_data_takes_the_models_sizes_and_mean255_is_caffes_scale() -> None:
+    from senet.data.preprocessing import normalize_uint8
+    from senet.train import TrainConfig
+    from senet.train.inputs import preprocessing_for
+
+    files = object()  # anything but an in-memory set: file data
+    irv2 = TrainConfig(model="se_inception_resnet_v2", dataset="imagefolder", augment="rrc_flip")
+    prep = preprocessing_for(irv2, files)
+    assert (prep.input_size, prep.resize_size) == (299, 352)
+    small = TrainConfig(model="cifar_resnet20", dataset="imagefolder", augment="rrc_flip")
+    assert preprocessing_for(small, files).input_size == 32
+    caffe = get_recipe("imagenet", normalize="mean255", mean=(0.5, 0.25, 0.75))
+    prep = preprocessing_for(caffe, files)
+    assert prep.std == pytest.approx((1 / 255,) * 3)
+    pixels = torch.tensor([200, 100, 255], dtype=torch.uint8).view(1, 3, 1, 1)
+    x = normalize_uint8(pixels, prep.mean, prep.std).flatten()
+    assert x.tolist() == pytest.approx([200 - 127.5, 100 - 63.75, 255 - 191.25], abs=1e-3)
+    meta = prep.to_metadata()  # what the weights record, so eval/predict subtract the same
+    assert meta["std"] == pytest.approx([1 / 255] * 3)

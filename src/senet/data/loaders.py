@@ -67,6 +67,59 @@ def random_crop_flip(
     return out.reshape(n, c, h, w)
 
 
+def balanced_order(
+    labels: torch.Tensor, batch_size: int, num_batches: int, g: torch.Generator
+) -> torch.Tensor:
+    """Image indices for ``num_batches`` class-balanced batches of ``batch_size`` (flat, in order).
+
+    The minibatch balancing the paper adopts (Sec. 5.1, citing Relay BP's class-aware sampling):
+    each batch holds every class ``batch_size // K`` times (``K`` classes with images) plus
+    ``batch_size % K`` more classes taken in turn from a shuffled list of all classes, so class
+    counts within a batch differ by at most one (with fewer slots than classes: distinct classes,
+    every class equally often over the epoch). The images of a class are used in turn from a
+    shuffled list of that class, reshuffled when used up, so rare classes repeat and common ones
+    are subsampled. Everything is drawn from ``g``.
+    """
+    labels = labels.cpu()
+    classes = torch.unique(labels)
+    k = len(classes)
+    base, extra = divmod(batch_size, k)
+    per_batch = [classes.repeat(base).expand(num_batches, base * k)]
+    if extra:
+        per_batch.append(_class_turns(classes, extra, num_batches, g))
+    stream = torch.cat(per_batch, 1)  # num_batches × batch_size class ids
+    # shuffle each batch so a process's slice (and BatchNorm's view of it) mixes the classes
+    stream = stream.gather(1, torch.rand(stream.shape, generator=g).argsort(1)).reshape(-1)
+    order = torch.argsort(stream, stable=True)  # positions grouped by class, in stream order
+    counts = torch.bincount(stream, minlength=int(classes.max()) + 1)
+    draws = []
+    for c in classes.tolist():
+        members = torch.nonzero(labels == c).flatten()
+        n, have = int(counts[c]), len(members)
+        laps = [members[torch.randperm(have, generator=g)] for _ in range(-(-n // have))]
+        draws.append(torch.cat(laps)[:n])
+    out = torch.empty_like(stream)
+    out[order] = torch.cat(draws)
+    return out
+
+
+def _class_turns(
+    classes: torch.Tensor, extra: int, num_batches: int, g: torch.Generator
+) -> torch.Tensor:
+    """num_batches × extra classes (extra < K): shuffled passes over all classes, cut into rows;
+    a row that spans two passes never repeats a class (the next pass starts with other classes)."""
+    k, need = len(classes), num_batches * extra
+    turns: list[torch.Tensor] = []
+    for t in range(-(-need // k)):
+        turn = classes[torch.randperm(k, generator=g)]
+        tail = (t * k) % extra  # the row this pass starts in already holds the last `tail` classes
+        if turns and tail:
+            seen = torch.isin(turn, turns[-1][-tail:])
+            turn = torch.cat([turn[~seen], turn[seen]])
+        turns.append(turn)
+    return torch.cat(turns)[:need].view(num_batches, extra)
+
+
 def cutout_mask(
     n: int, h: int, w: int, size: int, g: torch.Generator, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
@@ -112,6 +165,7 @@ class TensorBatchLoader:
         augment: str = "none",
         crop_padding: int = 4,
         cutout: int = 0,
+        balanced: bool = False,
         mean: Sequence[float],
         std: Sequence[float],
         seed: int = 0,
@@ -133,6 +187,7 @@ class TensorBatchLoader:
         self.dataset, self.batch_size, self.train = data, batch_size, train
         self.augment, self.crop_padding = (augment if train else "none"), crop_padding
         self.cutout = cutout if train else 0
+        self.balanced = balanced and train
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.device = torch.device(device)
         self.channels_last = channels_last
@@ -170,9 +225,14 @@ class TensorBatchLoader:
                 idx = self._eval_index[i * self.batch_size : (i + 1) * self.batch_size]
                 yield self._finish(self.images[idx]), self.labels[idx]
             return
-        perm = torch.randperm(len(self.dataset), generator=generator(self.seed, self.epoch)).to(
-            self.device
-        )
+        if self.balanced:
+            g = generator(self.seed, self.epoch, 5)
+            perm = balanced_order(self.dataset.labels, self.batch_size, len(self), g).to(
+                self.device
+            )
+        else:
+            g = generator(self.seed, self.epoch)
+            perm = torch.randperm(len(self.dataset), generator=g).to(self.device)
         local = self.batch_size // self.world_size
         for i in range(start_step, len(self)):
             idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
@@ -194,18 +254,47 @@ class TensorBatchLoader:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-class _Positions(Sampler[tuple[int, int]]):
-    """``(epoch, index)`` pairs of the current epoch from position ``start`` (set by the loader).
+class BalancedSampler(Sampler[int]):
+    """This process's share of ``balanced_order``'s batches (epoch ``set_epoch``), for the file
+    loader: global batch ``b``'s slice ``rank``, in order. Seeded from (seed, epoch)."""
+
+    def __init__(
+        self, labels: torch.Tensor, batch_size: int, seed: int, rank: int, world_size: int
+    ) -> None:
+        self.labels, self.batch_size, self.seed = labels, batch_size, seed
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+        self.num_batches = len(labels) // batch_size
+        self.local = batch_size // world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        g = generator(self.seed, self.epoch, 5)
+        order = balanced_order(self.labels, self.batch_size, self.num_batches, g)
+        mine = order.view(self.num_batches, self.world_size, self.local)[:, self.rank]
+        return iter(mine.reshape(-1).tolist())
+
+    def __len__(self) -> int:
+        return self.num_batches * self.local
+
+
+class _Positions(Sampler[tuple[int, ...]]):
+    """``(epoch, index)`` pairs of the current epoch from position ``start`` (set by the loader);
+    ``(epoch, index, position)`` when an image may come twice in an epoch (``by_position``).
 
     The DataLoader asks for a fresh iterator each epoch, in the main process, so a loader with
     persistent workers is built once and still sees every epoch's order and resume position.
     """
 
-    def __init__(self, indices: Any) -> None:
+    def __init__(self, indices: Any, by_position: bool = False) -> None:
         self.indices, self.epoch, self.start = indices, 0, 0
+        self.by_position = by_position
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
         order = list(self.indices)[self.start :]
+        if self.by_position:
+            return iter([(self.epoch, int(i), p) for p, i in enumerate(order, self.start)])
         return iter([(self.epoch, int(i)) for i in order])
 
     def __len__(self) -> int:
@@ -222,15 +311,19 @@ class _SeededSamples(Dataset):
     re-seeds it before every step anyway.)
     """
 
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed = dataset, seed
+    def __init__(self, dataset: Dataset, seed: int, rank: int = 0) -> None:
+        self.dataset, self.seed, self.rank = dataset, seed, rank
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, i = key
-        torch.default_generator.manual_seed(mix_seed(self.seed, epoch, i, 3))
+    def __getitem__(self, key: tuple[int, ...]) -> Any:
+        if len(key) == 3:  # an image that may repeat within the epoch: seeded by its position
+            epoch, i, position = key
+            torch.default_generator.manual_seed(mix_seed(self.seed, epoch, self.rank, position, 6))
+        else:
+            epoch, i = key
+            torch.default_generator.manual_seed(mix_seed(self.seed, epoch, i, 3))
         return self.dataset[i]
 
 
@@ -262,6 +355,7 @@ class FileBatchLoader:
         world_size: int = 1,
         workers: int | None = None,
         channels_last: bool = False,
+        balanced: bool = False,
     ) -> None:
         if train and batch_size % world_size:
             raise ValueError(
@@ -273,11 +367,18 @@ class FileBatchLoader:
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.workers = default_workers() if workers is None else workers
         self.channels_last = channels_last
-        self.sampler = DistributedSampler(
-            data, num_replicas=world_size, rank=rank, shuffle=train, seed=seed, drop_last=train
-        )
+        self.balanced = balanced and train
+        self.sampler: DistributedSampler | BalancedSampler
+        if self.balanced:
+            self.sampler = BalancedSampler(data.labels, batch_size, seed, rank, world_size)
+        else:
+            self.sampler = DistributedSampler(
+                data, num_replicas=world_size, rank=rank, shuffle=train, seed=seed, drop_last=train
+            )
         # evaluation: every image exactly once (no padding), strided by rank
-        self._positions = _Positions(self.sampler if train else range(rank, len(data), world_size))
+        self._positions = _Positions(
+            self.sampler if train else range(rank, len(data), world_size), self.balanced
+        )
         self._loader: DataLoader | None = None
         self.epoch = 0
 
@@ -300,7 +401,7 @@ class FileBatchLoader:
     def _dataloader(self) -> DataLoader:
         if self._loader is None:
             self._loader = DataLoader(
-                _SeededSamples(self.dataset, self.seed), batch_size=self.local,
+                _SeededSamples(self.dataset, self.seed, self.rank), batch_size=self.local,
                 sampler=self._positions, drop_last=self.train, num_workers=self.workers,
                 pin_memory=torch.cuda.is_available(), persistent_workers=self.workers > 0,
                 generator=generator(self.seed, self.rank),
@@ -362,6 +463,7 @@ def build_loader(
     crop_padding: int = 4,
     rrc_scale_min: float = 0.08,
     cutout: int = 0,
+    balanced: bool = False,
     input_size: int | None = None,
     eval_resize: int | None = None,
     mean: Sequence[float] | None = None,
@@ -384,8 +486,8 @@ def build_loader(
             mean, std = mean or m, std or s
         return TensorBatchLoader(
             dataset, batch_size, train=train, augment=augment, crop_padding=crop_padding,
-            cutout=cutout, mean=mean, std=std, seed=seed, rank=rank, world_size=world_size,
-            device=device, channels_last=channels_last,
+            cutout=cutout, balanced=balanced, mean=mean, std=std, seed=seed, rank=rank,
+            world_size=world_size, device=device, channels_last=channels_last,
         )  # fmt: skip
     if isinstance(dataset, FolderDataset):
         size = input_size or 224
@@ -395,7 +497,7 @@ def build_loader(
         )  # fmt: skip
         return FileBatchLoader(
             dataset, batch_size, train=train, transform=tf, seed=seed, rank=rank,
-            world_size=world_size, workers=workers, channels_last=channels_last,
+            world_size=world_size, workers=workers, channels_last=channels_last, balanced=balanced,
         )  # fmt: skip
     raise ValueError(
         f"build_loader takes an ImageTensorSet or FolderDataset, not {type(dataset).__name__}"
