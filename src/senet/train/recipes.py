@@ -562,11 +562,14 @@ def resume_may_change() -> frozenset[str]:
 #             (the network has SE blocks); "model_options" in the overrides are merged
 # A recipe that sets no input_size/eval_resize takes the model's registered sizes.
 # --------------------------------------------------------------------------------------------
+#: Sec. 5.1's data pipeline: random-size crop + flip, mean-RGB subtraction, class-balanced
+#: minibatches ("the data balancing strategy of [Relay BP] for mini-batch sampling")
 _IMAGENET_DATA: dict[str, Any] = {
     "dataset": "imagefolder",
     "augment": "rrc_flip",
     "normalize": "mean",
     "mean": IMAGENET_MEAN,
+    "balanced_sampler": True,
 }
 _WD_RELEASE = "not in the paper: 1e-4 is the authors' answer in the release's issue #37"
 _CIFAR_DATA: dict[str, Any] = {
@@ -593,7 +596,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "imagenet": {
         "_about": "Sec. 5.1: SGD 0.9, batch 1024 / lr 0.6 (linearly rescaled), ÷10 every 30 epochs, "
         "100 epochs, wd 1e-4 (BN-Inception 2e-4), random-size crop at the model's size (224; 299 "
-        "for Inception-ResNet-v2) + flip, mean-RGB subtraction; eval 256 → centre 224 (352 → 299)",
+        "for Inception-ResNet-v2) + flip, mean-RGB subtraction, class-balanced minibatches; eval "
+        "256 → centre 224 (352 → 299)",
         "model": "se_resnet50",
         **_IMAGENET_DATA,
         "epochs": 100,
