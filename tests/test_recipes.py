@@ -208,3 +208,38 @@ def test_file_data_takes_the_models_sizes_and_mean255_is_caffes_scale() -> None:
     assert x.tolist() == pytest.approx([200 - 127.5, 100 - 63.75, 255 - 191.25], abs=1e-3)
     meta = prep.to_metadata()  # what the weights record, so eval/predict subtract the same
     assert meta["std"] == pytest.approx([1 / 255] * 3)
+
+
+def test_cifar_fast_warms_up_then_decays_linearly_to_zero() -> None:
+    cfg = get_recipe("cifar_fast")
+    assert (cfg.model, cfg.batch_size, cfg.effective_lr, cfg.epochs) == (
+        "cifar_se_resnet20",
+        256,
+        0.4,
+        15,
+    )
+    s = LRSchedule(cfg, 100)
+    assert s.lr(0, 0) == pytest.approx(0.4 / 200) and s.lr(1, 99) == pytest.approx(0.4)
+    assert s.lr(2, 0) == pytest.approx(0.4)
+    assert s.lr(8, 50) == pytest.approx(0.2)  # halfway through the 13 decay epochs
+    assert 0 < s.lr(14, 99) < 0.4 / 1000 and s.lr(15, 0) == 0.0
+
+
+@pytest.mark.slow
+def test_cutout_and_balanced_batches_resume_bitwise(tiny_imagefolder: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    def cfg(out: Path, **kw: object):
+        return get_recipe(
+            "cifar", model="cifar_resnet20", dataset="imagefolder", data_dir=str(tiny_imagefolder),
+            epochs=2, batch_size=8, lr=0.05, train_subset=30, val_subset=6, input_size=16,
+            crop_padding=2, cutout=6, balanced_sampler=True, threads=1, out=str(out),
+            tensorboard=False, amp="none", **kw,
+        )  # fmt: skip
+
+    train(cfg(tmp_path / "a"))
+    assert train(cfg(tmp_path / "b", stop_after_epochs=1))["status"] == "stopped"
+    train(cfg(tmp_path / "b", resume=True))
+    wa = load_file(str(tmp_path / "a" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

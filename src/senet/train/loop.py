@@ -195,9 +195,9 @@ def resumed_config(config: TrainConfig, state: dict[str, Any], log: TrainLog) ->
             + "); rerun with the checkpoint's options (`senet train --resume --out DIR` reads them), "
             "or --force to start over"
         )
-    if config.epochs > span and config.schedule == "cosine":
+    if config.epochs > span and config.schedule in ("cosine", "linear"):
         raise ValueError(
-            f"a cosine schedule ends at lr 0 after its {span} epochs, so --epochs {config.epochs} "
+            f"a {config.schedule} schedule ends at lr 0 after its {span} epochs, so --epochs {config.epochs} "
             "would train at lr 0; start a new run from this one's weights instead "
             "(--init OUT/model.safetensors with its own schedule)"
         )
