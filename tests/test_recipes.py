@@ -214,7 +214,7 @@ def test_cifar_fast_warms_up_then_decays_linearly_to_zero() -> None:
     cfg = get_recipe("cifar_fast")
     assert (cfg.model, cfg.batch_size, cfg.effective_lr, cfg.epochs) == (
         "cifar_se_resnet20",
-        256,
+        128,
         0.4,
         15,
     )
