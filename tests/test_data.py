@@ -232,3 +232,128 @@ def test_cifar_arrays_become_uint8_nchw(monkeypatch: pytest.MonkeyPatch) -> None
     assert train.images.shape == (20, 3, 32, 32)
     assert torch.equal(train.images[3], torch.from_numpy(ref.data[3]).permute(2, 0, 1))
     assert len(val) == 5 and val.labels.tolist() == [0, 1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------------------------
+# Cutout
+# --------------------------------------------------------------------------------------------
+def test_cutout_masks_full_and_partial_squares() -> None:
+    from senet.data import cutout_mask
+
+    g = generator(5)
+    mask = cutout_mask(2000, 32, 32, 16, g)
+    assert mask.shape == (2000, 1, 32, 32) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    holes = (mask == 0).sum((1, 2, 3))
+    g = generator(5)
+    cy, cx = torch.randint(0, 32, (2000,), generator=g), torch.randint(0, 32, (2000,), generator=g)
+    for i in range(2000):
+        y0, x0 = int(cy[i]) - 8, int(cx[i]) - 8
+        rows = min(y0 + 16, 32) - max(y0, 0)
+        cols = min(x0 + 16, 32) - max(x0, 0)
+        assert holes[i] == rows * cols  # clipped at the image's edges
+        ref = torch.ones(32, 32)
+        ref[max(y0, 0) : y0 + 16, max(x0, 0) : x0 + 16] = 0
+        assert torch.equal(mask[i, 0], ref)
+    assert holes.max() == 256 and holes.min() < 256  # whole squares inside, partial ones at edges
+    assert (holes == 64).any()  # a centre in a corner keeps a quarter of the square
+    assert torch.equal(mask, cutout_mask(2000, 32, 32, 16, generator(5)))  # seeded
+    assert not torch.equal(mask, cutout_mask(2000, 32, 32, 16, generator(6)))
+
+
+def test_loader_cutout_is_seeded_resumable_and_zeroes_normalised_pixels() -> None:
+    data = _toy()
+    kw = {"train": True, "augment": "crop_flip", "mean": (0.5,) * 3, "std": (0.25,) * 3, "seed": 3}
+    plain = build_loader(data, 4, **kw)
+    cut = build_loader(data, 4, cutout=4, **kw)
+    again = build_loader(data, 4, cutout=4, **kw)
+    for loader in (plain, cut, again):
+        loader.set_epoch(1)
+    pb, cb = list(plain), list(cut)
+    assert torch.equal(torch.stack([x for x, _ in cb]), torch.stack([x for x, _ in again]))
+    assert torch.equal(next(iter(again.iterate(3)))[0], cb[3][0])  # resumed mid-epoch: same cut
+    for (p, _), (c, _) in zip(pb, cb):
+        zeroed = (c == 0) & (p != 0)
+        assert zeroed.any() and torch.equal(c[c != 0], p[c != 0])  # only the squares changed
+        assert torch.equal(
+            zeroed[:, :1].expand_as(zeroed), zeroed
+        )  # the same square in every channel
+    ev = build_loader(data, 8, train=False, cutout=4, mean=(0.5,) * 3, std=(0.25,) * 3)
+    ref = build_loader(data, 8, train=False, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(ev, ref))  # never at evaluation
+
+
+def test_file_transform_cutout_is_seeded() -> None:
+    from PIL import Image
+
+    from senet.data import file_transform
+
+    tf = file_transform(True, "crop_flip", 16, 16, (0.5,) * 3, (0.25,) * 3, 2, cutout=8)
+    assert "Cutout(size=8)" in repr(tf)
+    img = Image.fromarray((torch.rand(16, 16, 3) * 255).to(torch.uint8).numpy())
+    torch.manual_seed(1)
+    a = tf(img)
+    torch.manual_seed(1)
+    b = tf(img)
+    assert torch.equal(a, b) and 0 < int((a == 0).all(0).sum()) <= 64
+
+
+# --------------------------------------------------------------------------------------------
+# class-balanced minibatches
+# --------------------------------------------------------------------------------------------
+def _imbalanced(n_per_class: tuple[int, ...] = (30, 6, 3, 1)) -> ImageTensorSet:
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])
+    images = torch.arange(len(labels), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 3, 4, 4)
+    return ImageTensorSet(images.contiguous(), labels, [str(c) for c in range(len(n_per_class))])
+
+
+@pytest.mark.parametrize("batch_size", [8, 10, 3])
+def test_balanced_order_evens_classes_in_every_batch(batch_size: int) -> None:
+    from senet.data.loaders import balanced_order
+
+    labels = _imbalanced().labels
+    n_batches = 40 // batch_size
+    order = balanced_order(labels, batch_size, n_batches, generator(0))
+    assert order.shape == (n_batches * batch_size,)
+    batches = labels[order].view(n_batches, batch_size)
+    counts = torch.stack([torch.bincount(b, minlength=4) for b in batches])
+    assert int(counts.max(1).values.sub(counts.min(1).values).max()) <= 1  # within ±1 per batch
+    if batch_size >= 4:
+        assert int(counts.min()) >= batch_size // 4  # every class in every batch
+    else:  # fewer slots than classes: distinct classes per batch, all classes equally often
+        assert int(counts.max()) == 1
+        total = counts.sum(0)
+        assert int(total.max() - total.min()) <= 1
+    # images of a class are used in turn: the one image of class 3 repeats, class 0's do not
+    per_class = [order[labels[order] == c] for c in range(4)]
+    assert len(per_class[0].unique()) == len(per_class[0])
+    assert torch.equal(order, balanced_order(labels, batch_size, n_batches, generator(0)))
+
+
+def test_balanced_loaders_in_memory_and_from_files(tiny_imagefolder: Path) -> None:
+    data = _imbalanced()
+    kw = {"train": True, "mean": (0.5,) * 3, "std": (0.25,) * 3, "seed": 2, "balanced": True}
+    loader = build_loader(data, 8, **kw)
+    loader.set_epoch(1)
+    batches = list(loader)
+    assert len(batches) == 5 and all(
+        torch.bincount(y, minlength=4).tolist() == [2] * 4 for _, y in batches
+    )
+    again = build_loader(data, 8, **kw)
+    again.set_epoch(1)
+    assert torch.equal(next(iter(again.iterate(2)))[1], batches[2][1])  # resumable mid-epoch
+    halves = [build_loader(data, 8, rank=r, world_size=2, **kw) for r in range(2)]
+    for h in halves:
+        h.set_epoch(1)
+    for (x, y), (xa, ya), (xb, yb) in zip(batches, *halves):
+        assert torch.equal(torch.cat([ya, yb]), y) and torch.equal(torch.cat([xa, xb]), x)
+    # the file loader: the same order, each rank's slice of every global batch
+    files = build_dataset("imagefolder", tiny_imagefolder, "train", in_memory=False, subset=30)
+    fl = build_loader(files, 6, train=True, augment="rrc_flip", input_size=8, workers=0, seed=2,
+                      balanced=True)  # fmt: skip
+    fl.set_epoch(0)
+    ys = [y for _, y in fl]
+    assert len(ys) == 5 and all(torch.bincount(y, minlength=3).tolist() == [2, 2, 2] for y in ys)
+    fl.set_epoch(0)
+    tail = [x for x, _ in fl.iterate(3)]
+    fl.set_epoch(0)
+    assert torch.equal(tail[0], [x for x, _ in fl][3])  # resume mid-epoch: same images and crops

@@ -83,8 +83,8 @@ def test_recipe_errors_suggest() -> None:
         get_recipe("cifr")
     with pytest.raises(ValueError, match="did you mean batch_size"):
         get_recipe("cifar", batchsize=3)
-    with pytest.raises(ValueError, match="schedule='linear' is not supported"):
-        get_recipe("cifar", schedule="linear")
+    with pytest.raises(ValueError, match="schedule='exponential' is not supported"):
+        get_recipe("cifar", schedule="exponential")
 
 
 def test_config_round_trips_through_json() -> None:
@@ -346,7 +346,9 @@ def test_cli_help_covers_every_option(capsys: pytest.CaptureFixture[str]) -> Non
         assert flag in text, f"{flag} missing from senet train --help"
         if f.type in ("bool", "bool | None"):
             assert f"{flag}, --no-{flag[2:]}" in text, f"{flag} is not a --flag/--no-flag pair"
-    assert "{step,multistep,cosine,plateau,constant}" in text  # choices from the Literal type
+    assert (
+        "{step,multistep,cosine,linear,plateau,constant}" in text
+    )  # choices from the Literal type
     assert cli_main(["recipes"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in RECIPES) and "lr 0.6" in listing

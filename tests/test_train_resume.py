@@ -143,10 +143,15 @@ def test_cli_resume_reads_the_runs_config_and_config_reruns(
     "model, dataset, recipe",
     [
         (None, None, "digits"), ("resnet18", "imagefolder", "imagenet"), (None, "cifar10", "cifar"),
-        (None, "cifar100", "cifar"), ("cifar_resnet56", None, "cifar"), ("se_resnet50", None, "imagenet"),
+        (None, "cifar100", "cifar"), ("cifar_resnet56", None, "cifar_resnet"), ("se_resnet50", None, "imagenet"),
         ("senet154", None, "senet154"), ("se_mobilenet_v1", "imagefolder", "mobile"),
         ("se_mobilenet_v1", "cifar10", "cifar"), (None, "digits", "digits"),
-        ("cifar_se_resnet20", "digits", "digits"),
+        ("cifar_se_resnet20", "digits", "digits"), ("cifar_resnet110", "cifar100", "cifar_resnet"),
+        ("cifar_se_resnet164", None, "cifar_preact"), ("cifar_wrn16_8", "cifar10", "cifar_wrn"),
+        ("cifar_se_shakeshake26_2x96d", None, "cifar_shakeshake"),
+        # a CIFAR network on image folders (CIFAR JPEGs) keeps its CIFAR recipe
+        ("cifar_resnet20", "imagefolder", "cifar_resnet"), ("cifar_se_wrn16_8", "imagefolder", "cifar_wrn"),
+        ("se_inception_resnet_v2", "imagefolder", "imagenet"), ("se_mobilenet_v1", "digits", "digits"),
     ],
 )  # fmt: skip
 def test_recipe_follows_model_and_data(model: str | None, dataset: str | None, recipe: str) -> None:

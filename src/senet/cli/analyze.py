@@ -52,7 +52,10 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
         help="the SE network to vary (default cifar_se_resnet20)",
     )
     p.add_argument(
-        "--recipe", default="cifar", help="training recipe (`senet recipes`; default cifar)"
+        "--recipe",
+        help="training recipe (`senet recipes`); default: `ablation` (the paper's Sec. 6 protocol) "
+        "for an ImageNet-style network on image folders, else the model's recipe (cifar_resnet "
+        "for the CIFAR ResNets)",
     )
     p.add_argument(
         "--vary",
@@ -139,10 +142,15 @@ def run_ablate(args: argparse.Namespace) -> int:
         overrides["model_options"] = model_options
     overrides.setdefault("progress", False)
     overrides.setdefault("tensorboard", False)
+    why = None
+    if args.recipe is None:
+        args.recipe, why = ab.default_recipe(args.model, args.dataset)
     # validate the recipe and the overrides before building any variant
     get_recipe(args.recipe, **{k: v for k, v in overrides.items() if k != "model_options"})
     vary = ab.parse_vary(args.vary)
     variants = ab.build_variants(args.model, vary, args.baseline, args.nosqueeze, model_options)
+    if why is not None:  # after every check: bad input stays a one-line error
+        print(f"recipe: {args.recipe} ({why}; --recipe NAME chooses another)", file=sys.stderr)
     grid = ab.AblationGrid(
         variants, list(range(args.seeds)), Path(args.out), args.recipe, overrides
     )

@@ -29,6 +29,8 @@ from senet.train.recipes import (
     choose_recipe,
     field_type,
     get_recipe,
+    recipe_assumed,
+    recipe_conditions,
     recipe_description,
 )
 
@@ -154,6 +156,13 @@ def _recipes(args: argparse.Namespace) -> int:
         cfg = get_recipe(args.name)
         print(f"{args.name}: {recipe_description(args.name)}\n")
         print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        for line in _conditions(args.name):
+            print(line)
+        assumed = recipe_assumed(args.name)
+        if assumed:
+            print("\nassumed (not stated in the paper):")
+            for key, why in assumed.items():
+                print(f"  {key}={_show(getattr(cfg, key))}: {why}")
         return 0
     for name in RECIPES:
         cfg = get_recipe(name)
@@ -162,13 +171,48 @@ def _recipes(args: argparse.Namespace) -> int:
         ms = ",".join(f"{m:g}" for m in cfg.milestone_epochs) if cfg.schedule == "multistep" else ""
         sched = {
             "step": f"step ÷{1 / cfg.gamma:g} every {cfg.step}",
-            "multistep": f"÷{1 / cfg.gamma:g} at {ms}",
+            "multistep": f"×{cfg.gamma:g} at {ms}",
+            "plateau": f"÷{1 / cfg.gamma:g} on plateau"
+            + (f", {cfg.plateau_drops} drops then stop" if cfg.plateau_drops is not None else ""),
         }.get(cfg.schedule, cfg.schedule)
+        extras = [
+            f"label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "",
+            "nesterov" if cfg.nesterov else "",
+            f"cutout {cfg.cutout}" if cfg.cutout else "",
+            f"warm-up {cfg.warmup_epochs:g} epochs" if cfg.warmup_epochs else "",
+            f"lr {cfg.constant_warmup_lr:g} for {cfg.constant_warmup_iters} it"
+            if cfg.constant_warmup_iters
+            else "",
+        ]
         print(
             f"  model {cfg.model}  dataset {cfg.dataset}  epochs {cfg.epochs}  batch {cfg.batch_size}  "
-            f"lr {cfg.effective_lr:g}  wd {cfg.weight_decay:g}  {sched}  augment {cfg.augment}"
-            + (f"  label smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")
+            f"lr {cfg.effective_lr:g}  wd {cfg.weight_decay:g}  {sched}  augment {cfg.augment}  "
+            f"input {cfg.input_size}" + "".join(f"  {e}" for e in extras if e)
         )
+        for line in _conditions(name):
+            print(f"  {line}")
+        assumed = recipe_assumed(name)
+        if assumed:
+            print("  assumed: " + ", ".join(f"{k}={_show(getattr(cfg, k))}" for k in assumed))
     print("\n`senet recipes NAME` prints a recipe's full config; `senet train --help` its options.",
           file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _conditions(name: str) -> list[str]:
+    """One line per ``_when`` entry: ``for model *resnet110: constant_warmup_iters=400, ...``."""
+    lines = []
+    for condition, values in recipe_conditions(name):
+        when = ", ".join(
+            ("SE networks" if v else "plain networks") if k == "se" else f"{k} {v}"
+            for k, v in condition.items()
+        )
+        opts = values.get("model_options") or {}
+        sets = [f"{k}={_show(v)}" for k, v in values.items() if k != "model_options"]
+        sets += [f"model option {k}={_show(v)}" for k, v in opts.items()]
+        lines.append(f"for {when}: {', '.join(sets)}")
+    return lines

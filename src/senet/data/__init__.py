@@ -11,9 +11,11 @@ from senet.data.datasets import (
     check_same_classes,
 )
 from senet.data.loaders import (
+    Cutout,
     FileBatchLoader,
     TensorBatchLoader,
     build_loader,
+    cutout_mask,
     file_transform,
     mix_seed,
 )
@@ -22,6 +24,7 @@ __all__ = [
     "DATASETS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "Cutout",
     "FileBatchLoader",
     "FolderDataset",
     "ImageTensorSet",
@@ -30,6 +33,7 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "check_same_classes",
+    "cutout_mask",
     "file_transform",
     "mix_seed",
 ]

@@ -108,6 +108,9 @@ class StepRunner:
     dist: D.DistInfo | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     train_mode: Callable[[], None] | None = None  # puts the model in training mode (frozen parts)
+    #: parameters the optimizer must leave as they are this epoch (their gradients are dropped
+    #: before the step, so neither the update, momentum nor weight decay moves them)
+    frozen: tuple[nn.Parameter, ...] = ()
 
     def __post_init__(self) -> None:
         self.rank = self.dist.rank if self.dist is not None else 0
@@ -186,10 +189,12 @@ def train_one_epoch(
         opt.zero_grad(set_to_none=True)
         if run.scaler is not None and run.scaler.is_enabled():
             run.scaler.scale(loss).backward()
+            _drop_frozen_grads(run.frozen)
             run.scaler.step(opt)
             run.scaler.update()
         else:
             loss.backward()
+            _drop_frozen_grads(run.frozen)
             opt.step()
         with torch.no_grad():
             c1, c5 = topk_correct(logits.detach().float(), y)
@@ -200,6 +205,12 @@ def train_one_epoch(
         if stopping:
             return EpochResult(acc, step + 1, lr, time.perf_counter() - t0, images, True)
     return EpochResult(acc, steps, lr, time.perf_counter() - t0, images)
+
+
+def _drop_frozen_grads(params: tuple[nn.Parameter, ...]) -> None:
+    """SGD skips a parameter without a gradient: no update, no momentum, no weight decay."""
+    for p in params:
+        p.grad = None
 
 
 def _check(

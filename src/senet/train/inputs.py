@@ -24,7 +24,7 @@ from senet.data import (
     check_same_classes,
 )
 from senet.data.preprocessing import Preprocessing
-from senet.train.recipes import TrainConfig
+from senet.train.recipes import TrainConfig, file_data, model_sizes
 
 Loader = TensorBatchLoader | FileBatchLoader
 
@@ -42,7 +42,7 @@ class DataInfo:
 
 
 def _in_memory(config: TrainConfig) -> bool:
-    return config.in_memory if config.in_memory is not None else config.augment != "rrc_flip"
+    return not file_data(config)
 
 
 def build_inputs(
@@ -65,6 +65,7 @@ def build_inputs(
     info = DataInfo(prep, list(train_set.classes))
     kw = {
         "augment": config.augment, "crop_padding": config.crop_padding, "rrc_scale_min": config.rrc_scale_min,
+        "cutout": config.cutout, "balanced": config.balanced_sampler,
         "input_size": prep.input_size, "eval_resize": prep.resize, "mean": prep.mean, "std": prep.std,
         "seed": config.seed, "rank": rank, "world_size": world_size, "device": device,
         "workers": config.workers, "channels_last": config.channels_last,
@@ -81,7 +82,10 @@ def preprocessing_for(config: TrainConfig, train_set: Any) -> Preprocessing:
     training split's own (in memory), else ImageNet's).
 
     In-memory data was resized so its shorter side is the input size, so such a run's evaluation
-    resize is the input size itself; file data uses ``eval_resize`` (default 224/0.875 = 256).
+    resize is the input size itself; file data uses ``input_size``/``eval_resize``, where unset the
+    model's registered sizes (224 / 256; 299 / 352 for Inception-ResNet-v2). ``normalize``:
+    ``mean`` subtracts the mean on the [0, 1] scale (std 1), ``mean255`` on the 0–255 scale
+    (Caffe's: std 1/255).
     """
     if isinstance(train_set, ImageTensorSet):
         c, size = int(train_set.images.shape[1]), train_set.image_size[0]
@@ -91,11 +95,13 @@ def preprocessing_for(config: TrainConfig, train_set: Any) -> Preprocessing:
             mean, std = mean or m, std or s
         resize: int | None = size
     else:
-        c, size = 3, config.input_size or 224
+        size, resize = model_sizes(config.model, config.input_size)
+        c, size, resize = 3, config.input_size or size, config.eval_resize or resize
         mean, std = config.mean or IMAGENET_MEAN, config.std or IMAGENET_STD
-        resize = config.eval_resize
     if config.normalize == "mean":  # the paper's mean-RGB subtraction: no division
         std = (1.0,) * len(mean)
+    elif config.normalize == "mean255":  # Caffe: x·255 − mean·255, i.e. the 0–255 scale
+        std = (1 / 255,) * len(mean)
     if len(mean) != c:
         raise ValueError(
             f"mean {tuple(mean)} has {len(mean)} values but the images have {c} channels"

@@ -47,6 +47,7 @@ from senet.train.metrics import RunRecorder, plot_curves
 from senet.train.model_setup import (
     build_for_data,
     describe_start,
+    frozen_bn_params,
     param_groups,
     set_train_mode,
     start_weights,
@@ -118,6 +119,13 @@ def _where_to_start(config: TrainConfig, out: Path, dist: D.DistInfo, log: Train
     if summary.is_file() and not config.force:
         done = json.loads(summary.read_text())
         trained = int(done.get("epochs", 0))
+        if done.get("stop") == "plateau":  # the schedule ended it: there is nothing to extend
+            done["status"] = "already_finished"
+            log.message(
+                f"{out} holds a finished run of {trained} epochs that its plateau schedule ended "
+                f"({done.get('stop_reason')}); --force trains it again"
+            )
+            return _Start(config, done=done)
         if not config.resume or config.epochs <= trained:
             done["status"] = "already_finished"
             extend = f"senet train --resume --out {out} --epochs M (M > {trained}) extends it"
@@ -187,9 +195,9 @@ def resumed_config(config: TrainConfig, state: dict[str, Any], log: TrainLog) ->
             + "); rerun with the checkpoint's options (`senet train --resume --out DIR` reads them), "
             "or --force to start over"
         )
-    if config.epochs > span and config.schedule == "cosine":
+    if config.epochs > span and config.schedule in ("cosine", "linear"):
         raise ValueError(
-            f"a cosine schedule ends at lr 0 after its {span} epochs, so --epochs {config.epochs} "
+            f"a {config.schedule} schedule ends at lr 0 after its {span} epochs, so --epochs {config.epochs} "
             "would train at lr 0; start a new run from this one's weights instead "
             "(--init OUT/model.safetensors with its own schedule)"
         )
@@ -343,6 +351,8 @@ class _Run:
         try:
             with stop.installed():
                 for epoch in range(self.epoch, cfg.epochs):
+                    if self.schedule.finished:
+                        break
                     if cfg.stop_after_epochs is not None and this_call >= cfg.stop_after_epochs:
                         break
                     stopped = self._epoch(epoch, stop)
@@ -351,7 +361,7 @@ class _Run:
                     this_call += 1
         finally:
             self.recorder.close()
-        if len(self.history) < cfg.epochs:
+        if len(self.history) < cfg.epochs and not self.schedule.finished:
             self.log.message(
                 f"stopped after {len(self.history)}/{cfg.epochs} epochs; continue with --resume"
             )
@@ -364,6 +374,7 @@ class _Run:
         cfg, start = self.config, self.step
         partial = self.partial if start > 0 else None
         self.runner.train_mode = lambda: set_train_mode(self.model, cfg, epoch, self.runner.model)
+        self.runner.frozen = frozen_bn_params(self.model, cfg, epoch)
         try:
             res = train_one_epoch(self.runner, self.train_loader, epoch, start_step=start,
                                   sums=partial, stop=stop, log=self.log, epochs=cfg.epochs)  # fmt: skip
@@ -388,13 +399,17 @@ class _Run:
         rec = self._record(epoch, res, partial)
         self.history.append(rec)
         self.schedule.epoch_end(
-            rec["val_loss"] if rec["val_loss"] is not None else rec["train_loss"]
+            rec["val_loss"] if rec["val_loss"] is not None else rec["train_loss"], epoch
         )
+        if self.schedule.finished and rec["val_loss"] is None:  # the last epoch is evaluated
+            rec.update(self._validate())
         self.step, self.partial = 0, None
         self.save_state(epoch + 1, 0, None)
         if self.dist.is_main:
             self.recorder.write(self.history)  # type: ignore[union-attr]
         self.log.epoch_end(rec, cfg.epochs)
+        if self.schedule.finished:
+            self.log.message(f"stopping: {self.schedule.stop_reason()}")
         if stop.signal is not None:
             self.log.message(f"interrupted (signal {stop.signal}) after epoch {epoch + 1}; "
                              "continue with --resume")  # fmt: skip
@@ -415,14 +430,20 @@ class _Run:
         t1 = time.perf_counter()
         cfg = self.config
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            D.broadcast_buffers(self.model, self.dist)
-            ev = evaluate(self.model, self.val_loader, device=self.dist.device, amp=cfg.amp,
-                          dist=self.dist)  # fmt: skip
-            rec.update(
-                val_loss=ev["loss"], val_top1_err=ev["top1_err"], val_top5_err=ev["top5_err"]
-            )
+            rec.update(self._validate())
         rec["eval_time_s"] = time.perf_counter() - t1
         return rec
+
+    def _validate(self) -> dict[str, float]:
+        """Validation loss and errors of the current weights (all ranks)."""
+        D.broadcast_buffers(self.model, self.dist)
+        ev = evaluate(self.model, self.val_loader, device=self.dist.device, amp=self.config.amp,
+                      dist=self.dist)  # fmt: skip
+        return {
+            "val_loss": ev["loss"],
+            "val_top1_err": ev["top1_err"],
+            "val_top5_err": ev["top5_err"],
+        }
 
     def finish(self, run_time: float) -> dict[str, Any]:
         """Write model.safetensors, curves.png and (last) summary.json; return the summary."""
@@ -432,7 +453,8 @@ class _Run:
         tl, vl = self.train_loader.dataset, self.val_loader.dataset
         summary: dict[str, Any] = {
             "status": "finished", "model": cfg.model, "dataset": cfg.dataset, "recipe": cfg.recipe,
-            "epochs": cfg.epochs, "seed": cfg.seed, "world_size": self.dist.world_size,
+            "epochs": len(history), "max_epochs": cfg.epochs, **self._stop(),
+            "seed": cfg.seed, "world_size": self.dist.world_size,
             "train_loss": last["train_loss"], "train_top1_err": last["train_top1_err"],
             "val_loss": last["val_loss"], "val_top1_err": last["val_top1_err"], "val_top5_err": last["val_top5_err"],
             "best_val_top1_err": min(vals) if vals else None,
@@ -453,6 +475,15 @@ class _Run:
         D.barrier(self.dist)
         return summary
 
+    def _stop(self) -> dict[str, str]:
+        """Why the run ended: ``stop`` (``epochs`` or ``plateau``) and ``stop_reason`` (a sentence)."""
+        if self.schedule.finished:
+            return {"stop": "plateau", "stop_reason": str(self.schedule.stop_reason())}
+        return {
+            "stop": "epochs",
+            "stop_reason": f"trained the {self.config.epochs} epochs asked for",
+        }
+
     def _write_results(self, summary: dict[str, Any]) -> None:
         cfg, out, last = self.config, self.out, self.history[-1]
         source = f"senet train ({cfg.recipe} recipe, {cfg.dataset}; from {self.started_from})"
@@ -469,7 +500,7 @@ class _Run:
         v1 = "n/a" if last["val_top1_err"] is None else f"{last['val_top1_err']:.2f}%"
         v5 = "n/a" if last["val_top5_err"] is None else f"{last['val_top5_err']:.2f}%"
         print(
-            f"done: {cfg.model} on {cfg.dataset}, {cfg.epochs} epochs: val top-1 err {v1}, "
+            f"done: {cfg.model} on {cfg.dataset}, {summary['epochs']} epochs: val top-1 err {v1}, "
             f"top-5 err {v5}, train loss {last['train_loss']:.4f}; {summary['train_time_s']:.0f}s "
             f"training{extra}; results in {out}",
             flush=True,

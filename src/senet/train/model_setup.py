@@ -126,6 +126,25 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     ]
 
 
+def bn_frozen(config: TrainConfig, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (0-based) is one of the last ``freeze_bn_epochs`` (SENet-154)."""
+    return bool(config.freeze_bn_epochs) and epoch >= config.epochs - config.freeze_bn_epochs
+
+
+def frozen_bn_params(model: nn.Module, config: TrainConfig, epoch: int) -> tuple[nn.Parameter, ...]:
+    """BatchNorm weights and biases the optimizer must not move in ``epoch``: all of them in the
+    last ``freeze_bn_epochs`` epochs with ``freeze_bn_params`` (the paper's SENet-154), else none.
+
+    (The runner drops their gradients before each step; ``requires_grad`` is left alone, so
+    DDP's gradient buckets stay as they were built.)
+    """
+    if not (config.freeze_bn_params and bn_frozen(config, epoch)):
+        return ()
+    return tuple(
+        p for m in model.modules() if isinstance(m, _BN) for p in m.parameters(recurse=False)
+    )
+
+
 def set_train_mode(
     model: nn.Module, config: TrainConfig, epoch: int, wrapper: nn.Module | None = None
 ) -> None:
@@ -134,7 +153,7 @@ def set_train_mode(
     outside the classifier with ``freeze_backbone``."""
     (wrapper or model).train()
     inner = model
-    freeze_all = config.freeze_bn_epochs and epoch >= config.epochs - config.freeze_bn_epochs
+    freeze_all = bn_frozen(config, epoch)
     if not (freeze_all or config.freeze_backbone):
         return
     head = (

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from senet.models.registry import SE_OPTIONS, build_model, get_entry
-from senet.train.recipes import RECIPES
+from senet.train.recipes import RECIPES, choose_recipe
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,19 @@ def format_value(v: Any) -> str:
 def plain_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """``options`` without the SE ones: what a plain baseline shares with its SE network."""
     return {k: v for k, v in options.items() if k not in SE_OPTIONS}
+
+
+def default_recipe(model: str, dataset: str | None = None) -> tuple[str, str]:
+    """The recipe an ablation grid of ``model`` trains with when none is named, and why.
+
+    ImageNet-style networks (inputs > 64 px) on image folders (or no dataset given): ``ablation``,
+    the paper's Sec. 6 protocol (plateau schedule, three drops, label smoothing, SE FC layers
+    without biases). Other networks and data: the recipe ``senet train`` would choose
+    (``choose_recipe``; a CIFAR network gets its CIFAR recipe).
+    """
+    if get_entry(model).input_size > 64 and dataset in (None, "imagefolder"):
+        return "ablation", f"the paper's Sec. 6 protocol for an ImageNet-style network ({model})"
+    return choose_recipe(None, model, dataset)
 
 
 def build_variants(
