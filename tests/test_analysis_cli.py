@@ -9,20 +9,14 @@ import os
 import shlex
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import senet
+from _helpers import run_senet
 from senet.interop.weights_file import save_weights
-
-
-def run_senet(*args: object, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "senet", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def ok(proc: subprocess.CompletedProcess) -> str:

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from _helpers import run_senet
 from senet.bench import format_table, run_bench, write_results
 from senet.bench.cases import Case, build_model, infer_case, train_case
 from senet.bench.env import environment, load_average
@@ -238,14 +239,11 @@ def test_run_bench_filters_groups():
 @pytest.mark.slow
 def test_bench_cli_subprocess_writes_results_and_readme(tmp_path):
     """The real entry point, one tiny group: exit 0, results files, README table, CPU named."""
-    import subprocess
-    import sys
 
     readme = tmp_path / "README.md"
-    out = subprocess.run(
-        [sys.executable, "-m", "senet", "bench", "--quick", "--no-timm", "--groups",
-         "cifar train b4 bf16 CL", "--out", str(tmp_path / "r"), "--update-readme", str(readme)],
-        capture_output=True, text=True, timeout=600,
+    out = run_senet(
+        "bench", "--quick", "--no-timm", "--groups", "cifar train b4 bf16 CL",
+        "--out", tmp_path / "r", "--update-readme", readme,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("CPU: ")
@@ -253,10 +251,7 @@ def test_bench_cli_subprocess_writes_results_and_readme(tmp_path):
     assert {c["setting"] for c in data["cases"]} == {"bf16 CL"}
     assert data["environment"]["cpu_capability"]
     assert "CIFAR training b4: SE-ResNet-20 ÷ ResNet-20" in readme.read_text()
-    bad = subprocess.run(
-        [sys.executable, "-m", "senet", "bench", "--quick", "--groups", "nothing"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    bad = run_senet("bench", "--quick", "--groups", "nothing", timeout=120)
     assert (
         bad.returncode == 2
         and "senet bench: error:" in bad.stderr

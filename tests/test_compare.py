@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from _helpers import run_senet
 from senet.analysis.runs import compare_groups, find_runs, format_table, group_runs
 from senet.analysis.significance import welch_t_test
 
@@ -83,19 +82,12 @@ def test_bad_baseline_and_missing_paths(runs_dir: Path, tmp_path: Path) -> None:
 
 def test_cli_writes_table_json_and_plot(runs_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    done = subprocess.run(
-        [sys.executable, "-m", "senet", "compare", str(runs_dir), "--baseline", "cifar_resnet20", "--out", str(out)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    done = run_senet("compare", runs_dir, "--baseline", "cifar_resnet20", "--out", out)
     assert done.returncode == 0, done.stderr
     assert "cifar_se_resnet20 bf16" in done.stdout
     data = json.loads((out / "comparison.json").read_text())
     assert [g["n"] for g in data["groups"]] == [3, 3]
     assert (out / "comparison.md").read_text().startswith("| setting |")
     assert (out / "curves.png").stat().st_size > 10_000
-    bad = subprocess.run(
-        [sys.executable, "-m", "senet", "compare", str(tmp_path / "nope")],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_senet("compare", tmp_path / "nope")
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import senet
+from _helpers import run_senet
 from senet.cli import main
 from senet.interop.weights_file import read_metadata, save_weights
 from senet.train import train
@@ -21,15 +22,6 @@ from senet.train.recipes import get_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_RUN = REPO / "results" / "cifar10_resnet20_vs_se_8ep" / "cifar_se_resnet20"
-
-
-def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """The real entry point in a subprocess."""
-    env = {"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "senet", *args], capture_output=True, text=True, cwd=cwd, env=env,
-        timeout=600,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +97,7 @@ def test_weights_without_statistics_and_a_subprocess_run(
         senet.create_model("cifar_resnet20", num_classes=3), tmp_path / "w.safetensors"
     )
     assert "mean" not in read_metadata(path)
-    proc = run_cli("eval", str(path), "--dataset", "imagefolder", "--data-dir", str(tiny_imagefolder),
+    proc = run_senet("eval", str(path), "--dataset", "imagefolder", "--data-dir", str(tiny_imagefolder),
                    "--workers", "1", "--json", "--save-logits", str(tmp_path / "logits.pt"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "no mean/std; normalising with ImageNet's" in proc.stderr
@@ -225,7 +217,7 @@ def test_shipped_cifar_run_reproduces_its_reported_error() -> None:
     if not CIFAR_ARCHIVE.is_file():
         pytest.skip(f"real-data test: {CIFAR_ARCHIVE} is absent")
     summary = json.loads((SHIPPED_RUN / "summary.json").read_text())
-    proc = run_cli("eval", str(SHIPPED_RUN), "--data-dir", str(CIFAR_ARCHIVE), "--json", "--workers", "2",
+    proc = run_senet("eval", str(SHIPPED_RUN), "--data-dir", str(CIFAR_ARCHIVE), "--json", "--workers", "2",
                    "--batch-size", "250")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import senet
+from _helpers import run_senet
 from senet.cli import main
 from senet.interop.export import export_model
 from senet.interop.weights_file import save_weights
@@ -147,21 +148,10 @@ def test_exporter_failure_is_one_line(tmp_path: Path) -> None:
 def test_export_subprocess_writes_the_file(
     checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
 
-    repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "sub" / "c20.onnx"
-    proc = subprocess.run(
-        [sys.executable, "-m", "senet", "export", str(checkpoint[0]), "--out", str(out)],
-        capture_output=True, text=True, env={"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"},
-        timeout=600,
-    )  # fmt: skip
+    proc = run_senet("export", checkpoint[0], "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and "input N×3×32×32" in proc.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "senet", "export", str(checkpoint[0]), "--opset", "7"],
-        capture_output=True, text=True, env={"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin"},
-        timeout=600,
-    )  # fmt: skip
+    bad = run_senet("export", checkpoint[0], "--opset", "7")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

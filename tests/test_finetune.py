@@ -1,13 +1,11 @@
 """Fine-tuning: --init WEIGHTS / --pretrained [TAG], --freeze-backbone, --backbone-lr-mult.
 
-The starting weights come from ``senet.factory.create_model(name, pretrained=...)``. Where that
-factory does not take ``pretrained`` yet, ``factory_shim`` stands in for it: every tensor of the
-file whose shape fits is kept, the rest (a resized classifier) keeps its fresh initialisation.
+The starting weights come from ``senet.factory.create_model(name, pretrained=...)``: every tensor
+of the file is kept except a resized classifier, which keeps its fresh initialisation.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
@@ -21,24 +19,6 @@ from senet.factory import create_model as real_create_model
 from senet.interop.weights_file import read_weights
 from senet.train import get_recipe, train
 from senet.train.checkpoint import load_checkpoint
-
-
-def shim_create_model(name: str, num_classes: int | None = None, pretrained: object = False,
-                      **options: object) -> torch.nn.Module:  # fmt: skip
-    """``create_model(..., pretrained=path)`` as the factory will do it, for a local file."""
-    model = real_create_model(name, num_classes=num_classes, **options)
-    if pretrained:
-        tensors, _ = read_weights(str(pretrained))
-        own = model.state_dict()
-        fits = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(fits, strict=False)
-    return model
-
-
-@pytest.fixture
-def factory_shim(monkeypatch: pytest.MonkeyPatch) -> None:
-    if "pretrained" not in inspect.signature(real_create_model).parameters:
-        monkeypatch.setattr(model_setup, "create_model", shim_create_model)
 
 
 def tiny(data: Path, out: Path, **kw: object):
@@ -67,7 +47,7 @@ def two_classes(tmp_path_factory: pytest.TempPathFactory, imagefolder_factory) -
 
 
 def test_frozen_backbone_trains_only_a_new_classifier(
-    factory_shim: None, source_run: Path, two_classes: Path, tmp_path: Path
+    source_run: Path, two_classes: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "ft"
     summary = train(tiny(two_classes, out, init=str(source_run), freeze_backbone=True))
@@ -87,7 +67,7 @@ def test_frozen_backbone_trains_only_a_new_classifier(
 
 
 def test_backbone_lr_multiplier_makes_two_param_groups(
-    factory_shim: None, source_run: Path, two_classes: Path, tmp_path: Path
+    source_run: Path, two_classes: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "ft"
     train(tiny(two_classes, out, init=str(source_run / "model.safetensors"), backbone_lr_mult=0.0))

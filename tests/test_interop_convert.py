@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import senet
-from _helpers import randomize_bn
+from _helpers import one_line_error, randomize_bn, run_senet
 from senet.cli import main
 from senet.interop.weights_file import load_model, read_metadata, save_weights
 
@@ -114,6 +114,25 @@ def test_quick_round_trip_timm_se_resnet18(
     assert logits_diff(ref, ours) <= ATOL
     with safe_open(str(dst), framework="pt") as f:
         assert json.loads(f.metadata()["senet"])["source"]["sha256"]
+
+
+@pytest.mark.slow
+def test_convert_command_in_a_subprocess(tmp_path: Path) -> None:
+    """`senet convert` end to end: torchvision ResNet-18 weights in, a senet file that computes
+    the same function out; a file that is no checkpoint is one line and writes nothing."""
+    ref = randomize_bn(torchvision.models.resnet18(num_classes=4))
+    src, dst = tmp_path / "r18.pth", tmp_path / "r18.safetensors"
+    torch.save(ref.state_dict(), src)
+    done = run_senet("convert", src, dst, "--model", "resnet18", "--from", "torchvision")
+    assert done.returncode == 0, done.stderr
+    assert "torchvision layout" in done.stdout and read_metadata(dst)["num_classes"] == 4
+    assert logits_diff(ref, load_model(dst).eval()) <= ATOL
+    (tmp_path / "notes.txt").write_text("not weights")
+    bad = run_senet(
+        "convert", tmp_path / "notes.txt", tmp_path / "x.safetensors", "--model", "resnet18"
+    )
+    one_line_error(bad, "convert")
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_create_model_reads_a_raw_state_dict_with_prefix_and_old_bn(tmp_path: Path) -> None:

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from _helpers import one_line_error, run_senet
 from senet.cli import main
-
-
-def run_senet(*args: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "senet", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-
-
-def one_line_error(proc: subprocess.CompletedProcess, command: str) -> str:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"senet {command}: error: "), proc.stderr
-    return lines[0]
 
 
 @pytest.mark.slow

@@ -4,24 +4,16 @@ recipe choice, through the real entry point (``python -m senet``) on tiny genera
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from _helpers import run_senet
 from senet.cli import main as cli_main
 from senet.train.recipes import RECIPES, recipe_assumed
 
-SENET = [sys.executable, "-m", "senet"]
 NEW_RECIPES = ("ablation", "cifar_resnet", "cifar_preact", "cifar_wrn", "cifar_shakeshake",
                "cifar_fast", "places365")  # fmt: skip
-
-
-def senet(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*SENET, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _config_json(stdout: str) -> dict:
@@ -32,13 +24,13 @@ def _config_json(stdout: str) -> dict:
 
 @pytest.mark.slow
 def test_recipes_command_lists_every_recipe_with_its_assumptions() -> None:
-    listing = senet("recipes")
+    listing = run_senet("recipes")
     assert listing.returncode == 0, listing.stderr
     names = [line for line in listing.stdout.splitlines() if line and not line.startswith(" ")]
     assert names == list(RECIPES)
     assert "assumed: label_smoothing=0.1, freeze_bn_epochs=2" in listing.stdout  # senet154
     assert "for SE networks: model option se_bias=False" in listing.stdout  # ablation
-    one = senet("recipes", "ablation")
+    one = run_senet("recipes", "ablation")
     assert one.returncode == 0
     cfg = _config_json(one.stdout)
     assert (cfg["plateau_drops"], cfg["model_options"], cfg["label_smoothing"]) == (
@@ -80,7 +72,7 @@ CASES = {
 @pytest.mark.parametrize("recipe", NEW_RECIPES)
 def test_train_with_each_new_recipe(recipe: str, tiny_imagefolder: Path, tmp_path: Path) -> None:
     out = tmp_path / recipe
-    done = senet("train", "--recipe", recipe, *_tiny(tiny_imagefolder, out), *CASES[recipe])
+    done = run_senet("train", "--recipe", recipe, *_tiny(tiny_imagefolder, out), *CASES[recipe])
     assert done.returncode == 0, done.stderr
     cfg = json.loads((out / "config.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
@@ -102,7 +94,7 @@ def test_cifar_network_on_image_folders_gets_its_cifar_recipe(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = senet("train", "--model", "cifar_resnet20", *_tiny(tiny_imagefolder, out),
+    done = run_senet("train", "--model", "cifar_resnet20", *_tiny(tiny_imagefolder, out),
                  "--input-size", "16", "--crop-padding", "2")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (
@@ -118,7 +110,7 @@ def test_ablate_trains_imagenet_style_grids_with_the_ablation_recipe(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "grid"
-    done = senet("ablate", "--model", "se_resnet50", "--vary", "reduction=8", "--baseline",
+    done = run_senet("ablate", "--model", "se_resnet50", "--vary", "reduction=8", "--baseline",
                  "--dataset", "imagefolder", "--data-dir", str(tiny_imagefolder), "--epochs", "1",
                  "--batch-size", "6", "--train-subset", "6", "--val-subset", "3", "--threads", "1",
                  "--workers", "0", "--set", "input_size=32", "--set", "eval_resize=36",

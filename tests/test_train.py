@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from _helpers import SENET
 from senet.cli import main as cli_main
 from senet.cli.eval import _eval
 from senet.train import RECIPES, NonFiniteLossError, TrainConfig, get_recipe, train
@@ -24,7 +24,6 @@ from senet.train.checkpoint import load_checkpoint
 from senet.train.schedule import LRSchedule
 
 REPO = Path(__file__).resolve().parents[1]
-SENET = [sys.executable, "-m", "senet"]
 
 
 def tiny_config(data: Path, out: Path, **kw: object) -> TrainConfig:

@@ -4,47 +4,19 @@ from a local weights file, and the recipe chosen from the data."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from senet.factory import create_model
+from _helpers import run_senet
 from senet.train.rundir import RunLock
 
-SENET = [sys.executable, "-m", "senet"]
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "model.safetensors",
              "summary.json")  # fmt: skip
-
-#: stands in for create_model(..., pretrained=path) until senet.factory takes ``pretrained``
-SHIM = """
-import inspect, senet.factory as f
-from senet.interop.weights_file import read_weights
-if "pretrained" not in inspect.signature(f.create_model).parameters:
-    real = f.create_model
-    def create_model(name, num_classes=None, pretrained=False, **options):
-        model = real(name, num_classes=num_classes, **options)
-        if pretrained:
-            tensors, _ = read_weights(str(pretrained))
-            own = model.state_dict()
-            model.load_state_dict({k: v for k, v in tensors.items()
-                                   if k in own and own[k].shape == v.shape}, strict=False)
-        return model
-    f.create_model = create_model
-"""
-
-
-def senet(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    full = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(
-        [*SENET, *args], capture_output=True, text=True, timeout=timeout, env=full
-    )
 
 
 def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
@@ -61,21 +33,21 @@ def same_weights(a: Path, b: Path) -> bool:
 
 @pytest.mark.slow
 def test_recipes_lists_and_shows_one() -> None:
-    listing = senet("recipes")
+    listing = run_senet("recipes")
     assert listing.returncode == 0 and all(
         name in listing.stdout for name in ("imagenet", "cifar", "mobile", "senet154", "digits")
     )
-    one = senet("recipes", "cifar")
+    one = run_senet("recipes", "cifar")
     assert one.returncode == 0
     cfg = json.loads(one.stdout.split("\n", 2)[2])
     assert cfg["milestone_epochs"] == [82.0, 123.0] and cfg["amp"] == "auto"
-    bad = senet("recipes", "cifr")
+    bad = run_senet("recipes", "cifr")
     assert bad.returncode == 2 and "did you mean cifar" in bad.stderr
 
 
 @pytest.mark.slow
 def test_bad_model_option_is_one_line(tiny_imagefolder: Path, tmp_path: Path) -> None:
-    done = senet(*tiny_args(tiny_imagefolder, tmp_path / "o", "-o", "se_stages=(1,2"))
+    done = run_senet(*tiny_args(tiny_imagefolder, tmp_path / "o", "-o", "se_stages=(1,2"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "unbalanced brackets" in done.stderr and "Traceback" not in done.stderr
 
@@ -85,13 +57,13 @@ def test_train_writes_the_run_and_a_second_trainer_is_locked_out(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = senet(*tiny_args(tiny_imagefolder, out))
+    done = run_senet(*tiny_args(tiny_imagefolder, out))
     assert done.returncode == 0, done.stderr
     assert all((out / name).is_file() for name in RUN_FILES) and not (out / "train.lock").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["precision"].startswith("fp32")
     with RunLock(out):
-        locked = senet(*tiny_args(tiny_imagefolder, out, "--resume", "--epochs", "3"))
+        locked = run_senet(*tiny_args(tiny_imagefolder, out, "--resume", "--epochs", "3"))
     assert locked.returncode == 2 and f"pid {os.getpid()}" in locked.stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2  # untouched
 
@@ -99,16 +71,18 @@ def test_train_writes_the_run_and_a_second_trainer_is_locked_out(
 @pytest.mark.slow
 def test_resume_extends_and_config_reruns(tiny_imagefolder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert senet(*tiny_args(tiny_imagefolder, out)).returncode == 0
-    again = senet("train", "--resume", "--out", str(out))
+    assert run_senet(*tiny_args(tiny_imagefolder, out)).returncode == 0
+    again = run_senet("train", "--resume", "--out", str(out))
     assert again.returncode == 0 and "--epochs M (M > 2) extends it" in again.stderr
-    longer = senet("train", "--resume", "--out", str(out), "--epochs", "3")
+    longer = run_senet("train", "--resume", "--out", str(out), "--epochs", "3")
     assert longer.returncode == 0, longer.stderr
     assert "extending the run from 2 to 3 epochs" in longer.stderr
     rows = [json.loads(line) for line in (out / "metrics.jsonl").open()]
     assert len(rows) == 3 and rows[2]["lr"] == pytest.approx(rows[1]["lr"] / 10)
     assert json.loads((out / "summary.json").read_text())["epochs"] == 3
-    rerun = senet("train", "--config", str(out / "config.json"), "--out", str(tmp_path / "rerun"))
+    rerun = run_senet(
+        "train", "--config", str(out / "config.json"), "--out", str(tmp_path / "rerun")
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert same_weights(out, tmp_path / "rerun")  # the saved config (3 epochs, span 2) re-runs
 
@@ -118,18 +92,12 @@ def test_fine_tune_from_a_local_weights_file(
     tiny_imagefolder: Path, tmp_path: Path, imagefolder_factory
 ) -> None:
     source = tmp_path / "source"
-    assert senet(*tiny_args(tiny_imagefolder, source, "--epochs", "1")).returncode == 0
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(SHIM)
-    env = {"PYTHONPATH": os.pathsep.join([str(shim), *sys.path])}
-    if "pretrained" in inspect.signature(create_model).parameters:
-        env = {}
+    assert run_senet(*tiny_args(tiny_imagefolder, source, "--epochs", "1")).returncode == 0
     two = imagefolder_factory(tmp_path / "two", classes=("a", "b"), n_train=8, n_val=2)
     out = tmp_path / "ft"
     args = tiny_args(two, out, "--epochs", "1", "--init", str(source / "model.safetensors"),
                      "--freeze-backbone")  # fmt: skip
-    done = senet(*args, env=env)
+    done = run_senet(*args)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["started_from"] == f"weights file {source / 'model.safetensors'}"
@@ -146,7 +114,7 @@ def test_imagefolder_without_recipe_trains_with_imagenet_preprocessing(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = senet("train", "--model", "resnet18", "--dataset", "imagefolder", "--data-dir",
+    done = run_senet("train", "--model", "resnet18", "--dataset", "imagefolder", "--data-dir",
                  str(tiny_imagefolder), "--epochs", "1", "--batch-size", "8", "--input-size", "16",
                  "--eval-resize", "18", "--workers", "0", "--no-tensorboard", "--threads", "1",
                  "--out", str(out))  # fmt: skip

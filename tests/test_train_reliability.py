@@ -15,12 +15,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from _helpers import SENET
 from senet.data.loaders import FileBatchLoader, default_workers
 from senet.train import TrainLog, get_recipe, train
 from senet.train.checkpoint import PREVIOUS, load_checkpoint, load_latest
 from senet.train.rundir import LOCK_NAME, RunLock, RunLockedError
-
-SENET = [sys.executable, "-m", "senet"]
 
 
 def tiny(data: Path, out: Path, **kw: object):

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import senet
-from _helpers import randomize_bn
+from _helpers import randomize_bn, run_senet
 from _serve import serve
 from senet.interop.convert import convert_for_model, fill_batch_counters
 from senet.interop.weights_file import mismatch_report, save_weights
@@ -502,23 +502,18 @@ def test_registered_names_in_predict_and_eval(
 
 @pytest.mark.slow
 def test_weights_command_in_a_subprocess(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
-    repo = Path(__file__).resolve().parents[1]
-    env = {"PYTHONPATH": str(repo / "src"), "PATH": "/usr/bin:/bin", "SENET_HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "senet", "weights", "*.original", "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    env = {"SENET_HOME": str(tmp_path)}
+    proc = run_senet("weights", "*.original", "--json", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert {r["model"] for r in rows} == {
         "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d",
         "se_resnext101_32x4d", "senet154",
     }  # fmt: skip
-    offline = subprocess.run(
-        [sys.executable, "-m", "senet", "predict", "senet154", str(tmp_path / "cat.jpg")],
-        capture_output=True, text=True, env={**env, "SENET_OFFLINE": "1"}, timeout=300,
-    )  # fmt: skip
+    offline = run_senet(
+        "predict", "senet154", tmp_path / "cat.jpg", env={**env, "SENET_OFFLINE": "1"}, timeout=300
+    )
     assert offline.returncode == 2 and "Traceback" not in offline.stderr
     (line,) = [x for x in offline.stderr.splitlines() if "error:" in x]
     assert "legacy_senet154-e9eb9fe6.pth" in line and "senet convert FILE" in line
