@@ -112,4 +112,4 @@ def test_fine_tuning_flags_on_the_command_line(
     code = cli_main(["train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset",
                      "imagefolder", "--data-dir", str(tiny_imagefolder), "--init",
                      str(tmp_path / "missing"), "--out", str(tmp_path / "o")])  # fmt: skip
-    assert code == 2 and "no weights file there" in capsys.readouterr().err
+    assert code == 2 and "--init" in (err := capsys.readouterr().err) and "does not exist" in err

@@ -19,7 +19,6 @@ first stages can be frozen (``trainable_stages``).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from torch import nn
 
 from senet.factory import create_model
 from senet.models.features import FeatureExtractor
+from senet.utils.names import did_you_mean
 
 
 def freeze_batchnorm(module: nn.Module) -> nn.Module:
@@ -233,8 +233,7 @@ def detection_preset(name: str, **changes: Any) -> DetectionConfig:
     """A preset of ``DETECTION_PRESETS``, with ``changes`` to any field; unknown names suggest
     close matches."""
     if name not in DETECTION_PRESETS:
-        close = difflib.get_close_matches(name, list(DETECTION_PRESETS), n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(name, list(DETECTION_PRESETS))
         raise ValueError(
             f"unknown detection preset {name!r}; {hint}presets: {', '.join(DETECTION_PRESETS)}"
         )

@@ -22,7 +22,7 @@ from torch import nn
 from senet.data.datasets import IMAGE_EXTENSIONS
 from senet.data.preprocessing import Preprocessing
 from senet.factory import create_model
-from senet.interop.weights_file import load_model, preprocessing_of
+from senet.interop.weights_file import load_model, preprocessing_of, weights_path
 from senet.models.registry import get_entry, list_models
 from senet.utils.cpu import PrecisionChoice
 from senet.weights import find_weights, get_weights
@@ -63,13 +63,7 @@ def load_classifier(
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_dir():
-        run_weights = path / "model.safetensors"
-        if not run_weights.is_file():
-            raise FileNotFoundError(
-                f"{path} is a folder without model.safetensors: the run has not finished "
-                "(train it to the end) or it is not a run directory"
-            )
-        path = run_weights
+        path = weights_path(path)
     if path.is_file():
         if options:
             raise ValueError(

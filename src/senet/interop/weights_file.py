@@ -73,6 +73,31 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+#: the weights file of a finished training run directory
+RUN_WEIGHTS = "model.safetensors"
+
+
+def weights_path(path: str | Path, what: str = "weights") -> Path:
+    """``path`` itself if it is a file, or a finished run directory's ``model.safetensors``.
+
+    A missing file, or a run directory that has not finished, is a FileNotFoundError that names
+    ``what`` was asked for (``"--init"``, ``"weights"``) and what to pass instead.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / RUN_WEIGHTS).is_file():
+            return path / RUN_WEIGHTS
+        raise FileNotFoundError(
+            f"{what} {path} is a folder without {RUN_WEIGHTS}: the run has not finished (train it to "
+            "the end, or resume it) or it is not a run directory"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{what} {path} does not exist; pass a weights file or a finished run directory"
+        )
+    return path
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """State dict and metadata from a safetensors file, or a ``.pt/.pth`` file (weights_only)."""
     path = Path(path)

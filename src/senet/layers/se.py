@@ -16,7 +16,6 @@ that leaves no hidden channel is an error rather than a silent change of the net
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar, Literal, get_args
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from senet.layers import ops
+from senet.utils.names import did_you_mean
 
 Squeeze = Literal["avg", "max", "none"]
 Gate = Literal["sigmoid", "tanh", "relu"]
@@ -153,8 +153,7 @@ def _renamed(values: dict[str, Any], names: dict[str, str], what: str) -> dict[s
     """``values`` with keys renamed by ``names``; an unknown key raises with the close names."""
     for key in values:
         if key not in names:
-            close = difflib.get_close_matches(key, list(names), n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
+            hint = did_you_mean(key, list(names))
             raise ValueError(f"unknown {what} {key!r}; {hint}the options are {', '.join(names)}")
     return {names[k]: v for k, v in values.items()}
 

@@ -6,7 +6,6 @@ The families register themselves on import; importing this module imports its pa
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from senet.layers.se import SEConfig
+from senet.utils.names import did_you_mean
 
 #: the public options of an SE network: its SE blocks' (``SEConfig.OPTIONS``) and ``se_stages``
 SE_OPTIONS: tuple[str, ...] = (*SEConfig.OPTIONS, "se_stages")
@@ -195,8 +195,7 @@ def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; an unknown name raises with the closest valid names."""
     if name in _REGISTRY:
         return _REGISTRY[name]
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = did_you_mean(name, list(_REGISTRY), n=5, template="; did you mean {}?")
     raise ValueError(
         f"unknown model {name!r}{hint} (senet.list_models() or `senet models` lists all {len(_REGISTRY)})"
     )
@@ -215,8 +214,7 @@ def build_model(name: str, num_classes: int | None = None, **options: object) ->
                 f"{name} is a plain network without SE blocks, so the SE option {key!r} does not "
                 f"apply; use {se_name} (SE networks: senet.list_models(se=True))"
             )
-        close = difflib.get_close_matches(key, allowed, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(key, allowed)
         raise ValueError(
             f"{name} has no option {key!r}; {hint}its options are: {', '.join(sorted(allowed))}"
         )

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from senet._version import __version__
-from senet.interop.weights_file import save_weights
+from senet.interop.weights_file import RUN_WEIGHTS, save_weights
 from senet.train import distributed as D
 from senet.train.checkpoint import (
     CHECKPOINT,
@@ -487,9 +487,7 @@ class _Run:
     def _write_results(self, summary: dict[str, Any]) -> None:
         cfg, out, last = self.config, self.out, self.history[-1]
         source = f"senet train ({cfg.recipe} recipe, {cfg.dataset}; from {self.started_from})"
-        save_weights(
-            self.model, out / "model.safetensors", {**self.info.as_metadata(), "source": source}
-        )
+        save_weights(self.model, out / RUN_WEIGHTS, {**self.info.as_metadata(), "source": source})
         note = plot_curves(self.history, out / "curves.png", f"{cfg.model} on {cfg.dataset}")
         if note:
             self.log.message(note)

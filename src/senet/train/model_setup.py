@@ -10,13 +10,13 @@ it takes the data's images. ``param_groups`` gives the optimizer its groups (the
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from senet.factory import create_model
+from senet.interop.weights_file import weights_path
 from senet.train.recipes import TrainConfig
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -25,15 +25,7 @@ _BN = nn.modules.batchnorm._BatchNorm
 def start_weights(config: TrainConfig) -> bool | str:
     """What ``create_model(pretrained=...)`` gets: False, True/a tag, or a weights file path."""
     if config.init is not None:
-        path = Path(config.init)
-        if path.is_dir():
-            path = path / "model.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"--init {config.init}: no weights file there; pass a .safetensors file or a "
-                "finished run directory holding model.safetensors"
-            )
-        return str(path)
+        return str(weights_path(config.init, "--init"))
     return config.pretrained if config.pretrained not in (None, "", False) else False
 
 

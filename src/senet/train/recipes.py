@@ -9,7 +9,6 @@ paper's *linear scaling*: ``lr = base_lr × batch_size / base_batch_size`` unles
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import functools
 import os
@@ -18,6 +17,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from senet.data.datasets import IMAGENET_MEAN
 from senet.models.registry import get_entry
+from senet.utils.names import did_you_mean
 
 Schedule = Literal["step", "multistep", "cosine", "linear", "plateau", "constant"]
 Augment = Literal["crop_flip", "crop", "rrc_flip", "none"]
@@ -518,8 +518,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names - DERIVED_KEYS)
         if unknown:
-            close = difflib.get_close_matches(unknown[0], sorted(names), n=3, cutoff=0.5)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            hint = did_you_mean(unknown[0], sorted(names), template=" (did you mean {}?)")
             raise ValueError(
                 f"unknown config keys {unknown}{hint}; valid keys: {', '.join(sorted(names))}"
             )
@@ -815,8 +814,7 @@ def recipe_conditions(name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 def _recipe(name: str) -> dict[str, Any]:
     if name not in RECIPES:
-        close = difflib.get_close_matches(name, list(RECIPES), n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(name, list(RECIPES), cutoff=0.4)
         raise ValueError(
             f"unknown recipe {name!r}; {hint}recipes: {', '.join(RECIPES)} (`senet recipes`)"
         )
@@ -867,8 +865,7 @@ def get_recipe(name: str, **overrides: Any) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(k for k in overrides if k not in names)
     if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(names), n=3, cutoff=0.5)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = did_you_mean(unknown[0], sorted(names), template=" (did you mean {}?)")
         raise ValueError(f"unknown TrainConfig option(s) {unknown}{hint}")
     given = {k: v for k, v in overrides.items() if v is not None}
     options = dict(base.get("model_options") or {})

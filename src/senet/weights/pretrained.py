@@ -34,6 +34,7 @@ from senet.interop.weights_file import (
     prepare_checkpoint,
     preprocessing_of,
     read_weights,
+    weights_path,
 )
 from senet.models.registry import build_model, list_models
 from senet.weights.download import fetch
@@ -89,14 +90,12 @@ def resolve(name: str, pretrained: bool | str | Path) -> WeightsEntry | Path:
 
 
 def _local(path: Path) -> Path:
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        return path / "model.safetensors"  # a training run directory
-    if not path.is_file():
+    try:
+        return weights_path(path, "weights file")
+    except FileNotFoundError as err:
         raise FileNotFoundError(
-            f"weights file {path} does not exist; pass an existing file, a run directory, "
-            "or a registered tag (`senet weights` lists them)"
-        )
-    return path
+            f"{err}, or a registered tag (`senet weights` lists them)"
+        ) from None
 
 
 def read_pretrained(

@@ -9,7 +9,6 @@ transform its accuracy was measured with (a ``Preprocessing``) and the reported 
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from urllib.parse import urlparse
 from senet.data.preprocessing import Preprocessing
 from senet.interop.convert import SOURCES
 from senet.models.registry import get_entry
+from senet.utils.names import did_you_mean
 
 #: key layouts a registered file may have (``senet`` = senet's own safetensors with metadata)
 WEIGHT_SOURCES: tuple[str, ...] = (*SOURCES, "senet")
@@ -208,8 +208,7 @@ def get_weights(model: str, tag: str | None = None) -> WeightsEntry:
         )
     tag = tag or _DEFAULT[model]
     if tag not in tags:
-        close = difflib.get_close_matches(tag, list(tags), n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(tag, list(tags), cutoff=0.4)
         raise ValueError(
             f"{model} has no weights tagged {tag!r}; {hint}its tags: {', '.join(weights_tags(model))}"
         )
