@@ -69,6 +69,20 @@ def test_parse_vary_and_variants() -> None:
         "baseline",
     ]
     assert variants[-1].model == "cifar_resnet20" and variants[0].slug == "reduction-4_gate-sigmoid"
+    studies = {"reduction": [4, 16, 8], "squeeze": ["avg", "max"], "gate": ["sigmoid", "tanh"]}
+    one = ab.build_variants("cifar_se_resnet20", studies, one_at_a_time=True)
+    assert [v.name for v in one] == [
+        "se",
+        "reduction=4",
+        "reduction=8",
+        "squeeze=max",
+        "gate=tanh",
+    ]
+    assert one[1].options == (("reduction", 4),) and one[0].options == ()
+    around = ab.build_variants(
+        "cifar_se_resnet20", studies, base_options={"reduction": 4}, one_at_a_time=True
+    )
+    assert [v.name for v in around][:3] == ["se", "reduction=16", "reduction=8"]
     with pytest.raises(ValueError, match="KEY=V1,V2"):
         ab.parse_vary(["reduction"])
     with pytest.raises(ValueError, match="gate"):

@@ -66,6 +66,12 @@ def _register_ablate(subparsers: argparse._SubParsersAction) -> None:
         "squeeze=avg,max integration=standard,pre,post,identity,3x3 se_stages=1,2,3,1+2+3 "
         "se_bias=true,false",
     )
+    p.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="vary one option at a time around the network's defaults (each of the paper's "
+        "Tables 10–16 does) instead of training every combination of the --vary values",
+    )
     p.add_argument("--baseline", action="store_true", help="add the plain network (no SE)")
     p.add_argument(
         "--nosqueeze", action="store_true", help="add NoSqueeze (squeeze=none, Table 16)"
@@ -148,7 +154,9 @@ def run_ablate(args: argparse.Namespace) -> int:
     # validate the recipe and the overrides before building any variant
     get_recipe(args.recipe, **{k: v for k, v in overrides.items() if k != "model_options"})
     vary = ab.parse_vary(args.vary)
-    variants = ab.build_variants(args.model, vary, args.baseline, args.nosqueeze, model_options)
+    variants = ab.build_variants(
+        args.model, vary, args.baseline, args.nosqueeze, model_options, args.one_at_a_time
+    )
     if why is not None:  # after every check: bad input stays a one-line error
         print(f"recipe: {args.recipe} ({why}; --recipe NAME chooses another)", file=sys.stderr)
     grid = ab.AblationGrid(

@@ -8,6 +8,7 @@ every seed. A run is an ordinary ``senet.train`` run in ``out/<variant>__s<seed>
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -110,8 +111,14 @@ def build_variants(
     baseline: bool = False,
     nosqueeze: bool = False,
     base_options: Mapping[str, Any] | None = None,
+    one_at_a_time: bool = False,
 ) -> list[Variant]:
-    """The rows of the grid; every option is checked by building each variant once (no training)."""
+    """The rows of the grid; every option is checked by building each variant once (no training).
+
+    By default the rows are the product of the ``vary`` values. ``one_at_a_time`` instead varies
+    one option at a time around the network's defaults, as each of the paper's Tables 10–16 does:
+    a row ``se`` (the defaults, with ``base_options``) and a row per non-default value.
+    """
     entry = get_entry(model)
     if not entry.has_se:
         raise ValueError(
@@ -121,7 +128,21 @@ def build_variants(
     base = dict(base_options or {})
     variants = []
     keys = list(vary)
-    for combo in itertools.product(*(vary[k] for k in keys)) if keys else [()]:
+    if one_at_a_time:
+        params = inspect.signature(entry.builder).parameters
+        defaults = {
+            k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty
+        }
+        defaults.update(base)
+        variants.append(Variant("se", model, ()))
+        for key in keys:
+            for value in vary[key]:
+                if key in defaults and format_value(value) == format_value(defaults[key]):
+                    continue  # the defaults' row already trains it
+                variants.append(Variant(f"{key}={format_value(value)}", model, ((key, value),)))
+    for combo in (
+        () if one_at_a_time else itertools.product(*(vary[k] for k in keys)) if keys else [()]
+    ):
         opts = dict(zip(keys, combo))
         name = ",".join(f"{k}={format_value(v)}" for k, v in opts.items()) or "se"
         variants.append(Variant(name, model, tuple(opts.items())))
