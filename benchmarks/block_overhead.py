@@ -53,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
-        "--amp", nargs="+", choices=("none", "bf16"), default=["none", "bf16"],
+        "--amp",
+        nargs="+",
+        choices=("none", "bf16"),
+        default=["none", "bf16"],
         help="precisions to time (bf16: CPU autocast around the forward)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--keep-freed-memory", action="store_true", help="raise glibc malloc thresholds first"
     )
@@ -95,9 +98,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
             rows.append(row)
             print(row, file=sys.stderr, flush=True)
-    result = {"command": " ".join(["python", *sys.argv]), "clock": "process CPU time",
-              "threads": args.threads, "rounds": args.rounds, "keep_freed_memory": args.keep_freed_memory, "load_start": load_start,
-              "load_end": load_average(), "environment": environment(), "rows": rows}  # fmt: skip
+    result = {
+        "command": " ".join(["python", *sys.argv]),
+        "clock": "process CPU time",
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "keep_freed_memory": args.keep_freed_memory,
+        "load_start": load_start,
+        "load_end": load_average(),
+        "environment": environment(),
+        "rows": rows,
+    }
     lines = [
         "| block | setting | plain ms | SE fast ms (÷ plain) | SE reference ms (÷ plain) |",
         "|---|---|---|---|---|",
@@ -115,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         atomic_write_json(args.out + ".json", result)
         env = result["environment"]
-        head = (f"# SE block overhead (training step, {result['clock']}, {args.threads} thread(s))\n\n"
-                f"- command: `{result['command']}`\n- machine: {env['cpu_summary']}, {env['cores']} cores; "
-                f"torch {env['torch']}, senet {env['senet_git']}\n"
-                f"- load average start {load_start}, end {result['load_end']}\n"
-                f"- glibc malloc thresholds raised: {args.keep_freed_memory}\n\n")  # fmt: skip
+        head = (
+            f"# SE block overhead (training step, {result['clock']}, {args.threads} thread(s))\n\n"
+            f"- command: `{result['command']}`\n- machine: {env['cpu_summary']}, {env['cores']} cores; "
+            f"torch {env['torch']}, senet {env['senet_git']}\n"
+            f"- load average start {load_start}, end {result['load_end']}\n"
+            f"- glibc malloc thresholds raised: {args.keep_freed_memory}\n\n"
+        )
         atomic_write_text(args.out + ".md", head + table + "\n")
     return 0
 

@@ -103,10 +103,18 @@ class _LastEpochClock(TrainLog):
 def loop_rate(data: Path, out: Path, model: str, batch: int, threads: int, kind: str) -> float:
     """Images per second of ``senet.train.train``'s last epoch (2 epochs, in-memory data)."""
     cfg = get_recipe(
-        "cifar", model=model, dataset="imagefolder", data_dir=str(data), epochs=2,
-        batch_size=batch, out=str(out), force=True, tensorboard=False, progress=False,
+        "cifar",
+        model=model,
+        dataset="imagefolder",
+        data_dir=str(data),
+        epochs=2,
+        batch_size=batch,
+        out=str(out),
+        force=True,
+        tensorboard=False,
+        progress=False,
         threads=threads,
-    )  # fmt: skip
+    )
     log = _LastEpochClock(kind)
     result = train(cfg, log=log)
     if result.get("status") != "finished":
@@ -137,26 +145,47 @@ def main(argv: list[str] | None = None) -> int:
         got = {}
         for what in order:
             if what == "bare":
-                got[what] = bare_step(args.model, args.batch_size, args.bare_steps, choice.amp,
-                                      choice.channels_last, args.clock)  # fmt: skip
+                got[what] = bare_step(
+                    args.model,
+                    args.batch_size,
+                    args.bare_steps,
+                    choice.amp,
+                    choice.channels_last,
+                    args.clock,
+                )
             else:
-                got[what] = loop_rate(data, work / "run", args.model, args.batch_size,
-                                      args.threads, args.clock)  # fmt: skip
+                got[what] = loop_rate(
+                    data, work / "run", args.model, args.batch_size, args.threads, args.clock
+                )
         got["ratio"] = got["loop"] / got["bare"]
         rows.append(got)
-        print(f"round {r + 1}: bare {got['bare']:.1f} img/s, train() {got['loop']:.1f} img/s, "
-              f"ratio {got['ratio']:.3f}", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"round {r + 1}: bare {got['bare']:.1f} img/s, train() {got['loop']:.1f} img/s, "
+            f"ratio {got['ratio']:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
     med = {k: statistics.median(row[k] for row in rows) for k in ("bare", "loop", "ratio")}
     report = {
         "what": "senet.train.train (in-memory data, last of 2 epochs, training phase) vs bare step",
-        "model": args.model, "batch_size": args.batch_size, "images_per_epoch": args.images,
-        "threads": args.threads, "clock": args.clock, "precision": choice.describe(),
-        "cpu": cpu_info().name, "cpu_capability": cpu_info().capability,
-        "load_average_before": load_before, "load_average_after": load_average(),
-        "rounds": rows, "median": med, "environment": environment(),
-    }  # fmt: skip
-    print(f"median: bare {med['bare']:.1f} img/s, train() {med['loop']:.1f} img/s, "
-          f"train()/bare {med['ratio']:.3f}")  # fmt: skip
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "images_per_epoch": args.images,
+        "threads": args.threads,
+        "clock": args.clock,
+        "precision": choice.describe(),
+        "cpu": cpu_info().name,
+        "cpu_capability": cpu_info().capability,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "rounds": rows,
+        "median": med,
+        "environment": environment(),
+    }
+    print(
+        f"median: bare {med['bare']:.1f} img/s, train() {med['loop']:.1f} img/s, "
+        f"train()/bare {med['ratio']:.3f}"
+    )
     if args.out:
         atomic_write_json(f"{args.out}.json", report)
         atomic_write_text(f"{args.out}.md", _markdown(report))

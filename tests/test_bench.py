@@ -80,10 +80,18 @@ def test_results_file_has_environment_command_and_ratios(tmp_path):
     from senet.bench.report import case_rows
 
     result = {
-        "suite": "unit", "command": "senet bench --unit", "started": "now", "seconds": 1.0,
-        "load_start": load_average(), "load_end": load_average(), "environment": environment(),
-        "cases": case_rows(timings), "comparisons": comparison_rows(timings, [Comparison("a vs b", "a (fast)", "b (fast)", 10.0)]),
-    }  # fmt: skip
+        "suite": "unit",
+        "command": "senet bench --unit",
+        "started": "now",
+        "seconds": 1.0,
+        "load_start": load_average(),
+        "load_end": load_average(),
+        "environment": environment(),
+        "cases": case_rows(timings),
+        "comparisons": comparison_rows(
+            timings, [Comparison("a vs b", "a (fast)", "b (fast)", 10.0)]
+        ),
+    }
     js, md = write_results(result, tmp_path / "res")
     data = json.loads(js.read_text())
     for key in ("cpu", "cores", "python", "torch", "torchvision", "timm", "senet_git"):
@@ -136,16 +144,32 @@ def _settings_result() -> dict[str, object]:
         st = a.setting
         rows = comparison_rows(
             [ta, tb],
-            [Comparison(f"overhead {st}", "se (fast)", "plain (fast)", 1.05, row="SE ÷ plain", setting=st),
-             Comparison(f"info {st}", "plain (fast)", "se (fast)", row="plain ÷ SE", setting=st)],
-        )  # fmt: skip
+            [
+                Comparison(
+                    f"overhead {st}",
+                    "se (fast)",
+                    "plain (fast)",
+                    1.05,
+                    row="SE ÷ plain",
+                    setting=st,
+                ),
+                Comparison(f"info {st}", "plain (fast)", "se (fast)", row="plain ÷ SE", setting=st),
+            ],
+        )
         timings += [ta, tb]
         comps += rows
     return {
-        "suite": "unit", "command": "senet bench --unit", "started": "now", "seconds": 1.0,
-        "load_start": None, "load_end": None, "environment": environment(), "clock": "cpu",
-        "cases": case_rows(timings), "comparisons": comps,
-    }  # fmt: skip
+        "suite": "unit",
+        "command": "senet bench --unit",
+        "started": "now",
+        "seconds": 1.0,
+        "load_start": None,
+        "load_end": None,
+        "environment": environment(),
+        "clock": "cpu",
+        "cases": case_rows(timings),
+        "comparisons": comps,
+    }
 
 
 def test_settings_table_puts_settings_side_by_side_with_met_and_missed(tmp_path):
@@ -214,8 +238,16 @@ def test_bench_quick_runs_and_prints_its_table(tmp_path, capsys):
     before = torch.get_num_threads()
     start = time.perf_counter()
     try:
-        code = main(["bench", "--quick", "--out", str(tmp_path / "quick"),
-                     "--update-readme", str(tmp_path / "README.md")])  # fmt: skip
+        code = main(
+            [
+                "bench",
+                "--quick",
+                "--out",
+                str(tmp_path / "quick"),
+                "--update-readme",
+                str(tmp_path / "README.md"),
+            ]
+        )
     finally:
         torch.set_num_threads(before)
     elapsed = time.perf_counter() - start
@@ -242,9 +274,16 @@ def test_bench_cli_subprocess_writes_results_and_readme(tmp_path):
 
     readme = tmp_path / "README.md"
     out = run_senet(
-        "bench", "--quick", "--no-timm", "--groups", "cifar train b4 bf16 CL",
-        "--out", tmp_path / "r", "--update-readme", readme,
-    )  # fmt: skip
+        "bench",
+        "--quick",
+        "--no-timm",
+        "--groups",
+        "cifar train b4 bf16 CL",
+        "--out",
+        tmp_path / "r",
+        "--update-readme",
+        readme,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("CPU: ")
     data = json.loads((tmp_path / "r.json").read_text())

@@ -85,8 +85,12 @@ def test_detect_reads_proc_cpuinfo_then_falls_back_to_torch(monkeypatch):
     assert "AMX-BF16" in info.describe() and "AVX512" in info.describe()
     # no /proc/cpuinfo (macOS, Windows): torch's cpuinfo queries
     monkeypatch.setattr(cpu_mod, "_read_cpuinfo", lambda: None)
-    for name, value in [("_is_amx_tile_supported", False), ("_is_avx512_bf16_supported", True),
-                        ("_is_avx512_supported", True), ("_is_avx2_supported", True)]:  # fmt: skip
+    for name, value in [
+        ("_is_amx_tile_supported", False),
+        ("_is_avx512_bf16_supported", True),
+        ("_is_avx512_supported", True),
+        ("_is_avx2_supported", True),
+    ]:
         monkeypatch.setattr(torch.cpu, name, lambda value=value: value, raising=False)
     info = detect_cpu()
     assert info.source == "torch.cpu" and info.avx512_bf16 and not info.amx_bf16

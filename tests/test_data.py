@@ -108,8 +108,9 @@ def test_corrupt_image_named_and_skipped(tmp_path: Path, imagefolder_factory) ->
 def test_digits_split_is_fixed_and_disjoint() -> None:
     pytest.importorskip("sklearn")
     train, val = build_dataset("digits", split="train"), build_dataset("digits", split="val")
-    assert len(train) + len(val) == 1797 and len(val) == sum(n // 5 for n in torch.bincount(
-        torch.cat([train.labels, val.labels])).tolist())  # fmt: skip
+    assert len(train) + len(val) == 1797 and len(val) == sum(
+        n // 5 for n in torch.bincount(torch.cat([train.labels, val.labels])).tolist()
+    )
     assert train.images.shape[1:] == (1, 8, 8)
     up = build_dataset("digits", split="val", input_size=16)
     assert up.images.shape[1:] == (1, 16, 16) and torch.equal(up.labels, val.labels)
@@ -348,8 +349,9 @@ def test_balanced_loaders_in_memory_and_from_files(tiny_imagefolder: Path) -> No
         assert torch.equal(torch.cat([ya, yb]), y) and torch.equal(torch.cat([xa, xb]), x)
     # the file loader: the same order, each rank's slice of every global batch
     files = build_dataset("imagefolder", tiny_imagefolder, "train", in_memory=False, subset=30)
-    fl = build_loader(files, 6, train=True, augment="rrc_flip", input_size=8, workers=0, seed=2,
-                      balanced=True)  # fmt: skip
+    fl = build_loader(
+        files, 6, train=True, augment="rrc_flip", input_size=8, workers=0, seed=2, balanced=True
+    )
     fl.set_epoch(0)
     ys = [y for _, y in fl]
     assert len(ys) == 5 and all(torch.bincount(y, minlength=3).tolist() == [2, 2, 2] for y in ys)

@@ -49,8 +49,17 @@ def test_eval_of_the_demo_run_reproduces_its_validation(
     digits_run: Path, tiny_imagefolder: Path
 ) -> None:
     if not (digits_run / "summary.json").is_file():  # the quick variant: colour files read as grey
-        res = cli_json("eval", str(digits_run), "--json", "--workers", "0", "--dataset",
-                       "imagefolder", "--data-dir", str(tiny_imagefolder))  # fmt: skip
+        res = cli_json(
+            "eval",
+            str(digits_run),
+            "--json",
+            "--workers",
+            "0",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            str(tiny_imagefolder),
+        )
         assert res["n"] == 24 and res["preprocessing"]["in_chans"] == 1
         return
     summary = json.loads((digits_run / "summary.json").read_text())

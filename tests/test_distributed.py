@@ -38,18 +38,57 @@ def _free_port() -> int:
 def _run_pair(
     tmp_path: Path, data: Path, extra: list[str]
 ) -> tuple[subprocess.CompletedProcess, ...]:
-    common = ["train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset", "imagefolder",
-              "--data-dir", str(data), "--epochs", "3", "--batch-size", "16", "--input-size", "16",
-              "--crop-padding", "2", "--threads", "1", "--no-tensorboard", "--amp", "none",
-              "--no-channels-last", *extra]  # fmt: skip
+    common = [
+        "train",
+        "--recipe",
+        "cifar",
+        "--model",
+        "cifar_resnet20",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(data),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--input-size",
+        "16",
+        "--crop-padding",
+        "2",
+        "--threads",
+        "1",
+        "--no-tensorboard",
+        "--amp",
+        "none",
+        "--no-channels-last",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "senet", *common, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    one = subprocess.run(
+        [sys.executable, "-m", "senet", *common, "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                f"--master-port={_free_port()}", "-m", "senet"]  # fmt: skip
-    two = subprocess.run([*torchrun, *common, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master-port={_free_port()}",
+        "-m",
+        "senet",
+    ]
+    two = subprocess.run(
+        [*torchrun, *common, "--out", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     return one, two
 

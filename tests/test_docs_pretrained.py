@@ -71,9 +71,11 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
     )
     env = {
         **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
-        "PYTHONPATH": str(REPO / "src"), "SENET_HOME": str(home), "SENET_OFFLINE": "1",
+        "PYTHONPATH": str(REPO / "src"),
+        "SENET_HOME": str(home),
+        "SENET_OFFLINE": "1",
         "OMP_NUM_THREADS": "2",
-    }  # fmt: skip
+    }
     for lang, body in blocks(PAGE.read_text()):
         if lang == "sh":
             runs = [

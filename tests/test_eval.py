@@ -29,10 +29,21 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_imagefolder: Path) -
     """A finished in-memory run on the generated tree (2 epochs; eval on its val split)."""
     out = tmp_path_factory.mktemp("run") / "run"
     config = get_recipe(
-        "cifar", model="cifar_resnet20", dataset="imagefolder", data_dir=str(tiny_imagefolder),
-        epochs=2, batch_size=8, lr=0.05, out=str(out), tensorboard=False, threads=1,
-        crop_padding=2, input_size=16, amp="none", channels_last=False,
-    )  # fmt: skip
+        "cifar",
+        model="cifar_resnet20",
+        dataset="imagefolder",
+        data_dir=str(tiny_imagefolder),
+        epochs=2,
+        batch_size=8,
+        lr=0.05,
+        out=str(out),
+        tensorboard=False,
+        threads=1,
+        crop_padding=2,
+        input_size=16,
+        amp="none",
+        channels_last=False,
+    )
     train(config)
     return out
 
@@ -97,8 +108,19 @@ def test_weights_without_statistics_and_a_subprocess_run(
         senet.create_model("cifar_resnet20", num_classes=3), tmp_path / "w.safetensors"
     )
     assert "mean" not in read_metadata(path)
-    proc = run_senet("eval", str(path), "--dataset", "imagefolder", "--data-dir", str(tiny_imagefolder),
-                   "--workers", "1", "--json", "--save-logits", str(tmp_path / "logits.pt"))  # fmt: skip
+    proc = run_senet(
+        "eval",
+        str(path),
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(tiny_imagefolder),
+        "--workers",
+        "1",
+        "--json",
+        "--save-logits",
+        str(tmp_path / "logits.pt"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no mean/std; normalising with ImageNet's" in proc.stderr
     res = json.loads(proc.stdout)
@@ -188,8 +210,11 @@ def test_memory_is_flat_in_the_split_size(tmp_path: Path) -> None:
             ).astype(np.uint8)
             Image.fromarray(img).save(d / f"{i:03d}.jpg", quality=85)
     torch.manual_seed(0)
-    path = save_weights(senet.create_model("shufflenet_v1_g3", num_classes=4), tmp_path / "s.safetensors",
-                        {"input_size": 192, "resize": 192, "classes": ["k0", "k1", "k2", "k3"]})  # fmt: skip
+    path = save_weights(
+        senet.create_model("shufflenet_v1_g3", num_classes=4),
+        tmp_path / "s.safetensors",
+        {"input_size": 192, "resize": 192, "classes": ["k0", "k1", "k2", "k3"]},
+    )
     probe = (
         "import resource, sys; from senet.cli import main; code = main(sys.argv[1:]); "
         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
@@ -198,10 +223,29 @@ def test_memory_is_flat_in_the_split_size(tmp_path: Path) -> None:
     for n in (64, 640):
         env = {"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"}
         proc = subprocess.run(
-            [sys.executable, "-c", probe, "eval", str(path), "--dataset", "imagefolder", "--data-dir",
-             str(tmp_path / "data"), "--subset", str(n), "--workers", "0", "--batch-size", "16",
-             "--json"], capture_output=True, text=True, env=env, timeout=900,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                probe,
+                "eval",
+                str(path),
+                "--dataset",
+                "imagefolder",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--subset",
+                str(n),
+                "--workers",
+                "0",
+                "--batch-size",
+                "16",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+        )
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout.split("PEAK_KB")[0])["n"] == n
         peaks[n] = int(proc.stdout.split("PEAK_KB")[1]) / 1024
@@ -217,8 +261,17 @@ def test_shipped_cifar_run_reproduces_its_reported_error() -> None:
     if not CIFAR_ARCHIVE.is_file():
         pytest.skip(f"real-data test: {CIFAR_ARCHIVE} is absent")
     summary = json.loads((SHIPPED_RUN / "summary.json").read_text())
-    proc = run_senet("eval", str(SHIPPED_RUN), "--data-dir", str(CIFAR_ARCHIVE), "--json", "--workers", "2",
-                   "--batch-size", "250")  # fmt: skip
+    proc = run_senet(
+        "eval",
+        str(SHIPPED_RUN),
+        "--data-dir",
+        str(CIFAR_ARCHIVE),
+        "--json",
+        "--workers",
+        "2",
+        "--batch-size",
+        "250",
+    )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
     assert res["n"] == summary["val_images"] == 10000

@@ -23,11 +23,22 @@ from senet.train.checkpoint import load_checkpoint
 
 def tiny(data: Path, out: Path, **kw: object):
     base = {
-        "model": "cifar_resnet20", "dataset": "imagefolder", "data_dir": str(data), "epochs": 1,
-        "batch_size": 8, "lr": 0.05, "out": str(out), "tensorboard": False, "threads": 1,
-        "crop_padding": 2, "input_size": 16, "amp": "none", "progress": False,
-        "train_subset": 24, "val_subset": 6,
-    }  # fmt: skip
+        "model": "cifar_resnet20",
+        "dataset": "imagefolder",
+        "data_dir": str(data),
+        "epochs": 1,
+        "batch_size": 8,
+        "lr": 0.05,
+        "out": str(out),
+        "tensorboard": False,
+        "threads": 1,
+        "crop_padding": 2,
+        "input_size": 16,
+        "amp": "none",
+        "progress": False,
+        "train_subset": 24,
+        "val_subset": 6,
+    }
     base.update(kw)
     return get_recipe("cifar", **base)
 
@@ -42,8 +53,9 @@ def source_run(tiny_imagefolder: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def two_classes(tmp_path_factory: pytest.TempPathFactory, imagefolder_factory) -> Path:
-    return imagefolder_factory(tmp_path_factory.mktemp("two") / "d", classes=("a", "b"), n_train=8,
-                               n_val=2)  # fmt: skip
+    return imagefolder_factory(
+        tmp_path_factory.mktemp("two") / "d", classes=("a", "b"), n_train=8, n_val=2
+    )
 
 
 def test_frozen_backbone_trains_only_a_new_classifier(
@@ -109,7 +121,21 @@ def test_fine_tuning_flags_on_the_command_line(
         assert json.loads(capsys.readouterr().out)["pretrained"] == want
     assert cli_main([*base, "--init", "w.safetensors", "--pretrained"]) == 2
     assert "pass one of them" in capsys.readouterr().err
-    code = cli_main(["train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset",
-                     "imagefolder", "--data-dir", str(tiny_imagefolder), "--init",
-                     str(tmp_path / "missing"), "--out", str(tmp_path / "o")])  # fmt: skip
+    code = cli_main(
+        [
+            "train",
+            "--recipe",
+            "cifar",
+            "--model",
+            "cifar_resnet20",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            str(tiny_imagefolder),
+            "--init",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "--init" in (err := capsys.readouterr().err) and "does not exist" in err

@@ -20,11 +20,22 @@ from senet.cli._options import (
 @pytest.mark.parametrize(
     "text, value",
     [
-        ("8", 8), ("0.5", 0.5), ("-3", -3), ("1e-4", 1e-4), ("true", True), ("False", False),
-        ("none", None), ("tanh", "tanh"), ("'a b'", "a b"), ("1,2", (1, 2)), ("(1,2)", (1, 2)),
-        ("[1, 2]", (1, 2)), ("(1,)", (1,)), ("avg,max", ("avg", "max")),
+        ("8", 8),
+        ("0.5", 0.5),
+        ("-3", -3),
+        ("1e-4", 1e-4),
+        ("true", True),
+        ("False", False),
+        ("none", None),
+        ("tanh", "tanh"),
+        ("'a b'", "a b"),
+        ("1,2", (1, 2)),
+        ("(1,2)", (1, 2)),
+        ("[1, 2]", (1, 2)),
+        ("(1,)", (1,)),
+        ("avg,max", ("avg", "max")),
     ],
-)  # fmt: skip
+)
 def test_values_read_the_same_in_every_spelling(text: str, value: object) -> None:
     assert parse_value(text) == value and type(parse_value(text)) is type(value)
 
@@ -35,18 +46,22 @@ def test_tuple_options_accept_every_spelling() -> None:
     assert parse_model_options(["se_stages=1"]) == parse_model_options(["se_stages=(1,)"])
     assert parse_model_options(["se_stages=1"]) == {"se_stages": (1,)}
     assert parse_model_options(["reduction=8", "gate=tanh", "se_bias=false"]) == {
-        "reduction": 8, "gate": "tanh", "se_bias": False,
-    }  # fmt: skip
+        "reduction": 8,
+        "gate": "tanh",
+        "se_bias": False,
+    }
 
 
 @pytest.mark.parametrize(
     "item, match",
     [
-        ("se_stages=(1,2", r"unbalanced brackets"), ("reduction", r"must look like KEY=VALUE"),
-        ("=3", r"must look like KEY=VALUE"), ("reduction=", r"empty value"),
+        ("se_stages=(1,2", r"unbalanced brackets"),
+        ("reduction", r"must look like KEY=VALUE"),
+        ("=3", r"must look like KEY=VALUE"),
+        ("reduction=", r"empty value"),
         ("two words=1", r"must look like KEY=VALUE"),
     ],
-)  # fmt: skip
+)
 def test_bad_syntax_is_one_line(item: str, match: str) -> None:
     with pytest.raises(ValueError, match=match) as err:
         parse_model_options([item])

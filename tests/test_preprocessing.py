@@ -88,10 +88,18 @@ def test_predict_reproduces_evaluation_of_a_trained_run(
 
     out = tmp_path / "run"
     cfg = get_recipe(
-        "cifar", model="cifar_resnet20", dataset="imagefolder", data_dir=str(tiny_imagefolder),
-        epochs=1, batch_size=16, workers=0, out=str(out), tensorboard=False,
-        threads=1, progress=False,
-    )  # fmt: skip
+        "cifar",
+        model="cifar_resnet20",
+        dataset="imagefolder",
+        data_dir=str(tiny_imagefolder),
+        epochs=1,
+        batch_size=16,
+        workers=0,
+        out=str(out),
+        tensorboard=False,
+        threads=1,
+        progress=False,
+    )
     train(cfg)
     model, meta = load_classifier(out / "model.safetensors")
     # in memory, the 16-px images were resized to the recipe's 32 once; predict resizes the files alike

@@ -47,8 +47,12 @@ def test_cifar_recipes_follow_their_papers() -> None:
     assert [lrs.lr(e, 0) for e in (59, 60, 120, 160)] == pytest.approx([0.1, 0.02, 0.004, 0.0008])
     ss = get_recipe("cifar_shakeshake")
     assert (ss.schedule, ss.effective_lr, ss.epochs, ss.cutout, ss.nesterov) == (
-        "cosine", 0.2, 1800, 16, True,
-    )  # fmt: skip
+        "cosine",
+        0.2,
+        1800,
+        16,
+        True,
+    )
     s = LRSchedule(ss, 391)
     assert s.lr(0, 1) < s.lr(0, 0)  # cosine updated every iteration
     assert s.lr(900, 0) == pytest.approx(0.1) and s.lr(1799, 390) < 1e-6
@@ -95,8 +99,16 @@ def test_recipe_choice_of_ablate() -> None:
 def test_ablate_cli_chooses_the_ablation_recipe(tmp_path: Path, capsys) -> None:
     from senet.cli import main
 
-    args = ["ablate", "--model", "se_resnet50", "--dataset", "imagefolder", "--out", str(tmp_path),
-            "--dry-run"]  # fmt: skip
+    args = [
+        "ablate",
+        "--model",
+        "se_resnet50",
+        "--dataset",
+        "imagefolder",
+        "--out",
+        str(tmp_path),
+        "--dry-run",
+    ]
     assert main(args) == 0
     assert "recipe: ablation (the paper's Sec. 6 protocol" in capsys.readouterr().err
 
@@ -145,11 +157,24 @@ def test_run_ended_by_its_plateau_records_why_and_is_not_extended(
     # a frozen backbone and a negligible lr: the validation loss cannot improve, so the first
     # flat epoch (patience 0) is the plateau that ends the run (no drops allowed)
     cfg = get_recipe(
-        "cifar", model="cifar_resnet20", dataset="imagefolder", data_dir=str(tiny_imagefolder),
-        epochs=5, batch_size=8, lr=1e-12, schedule="plateau", plateau_patience=0, plateau_drops=0,
-        freeze_backbone=True, input_size=16, crop_padding=2, threads=1, out=str(out),
-        tensorboard=False, amp="none",
-    )  # fmt: skip
+        "cifar",
+        model="cifar_resnet20",
+        dataset="imagefolder",
+        data_dir=str(tiny_imagefolder),
+        epochs=5,
+        batch_size=8,
+        lr=1e-12,
+        schedule="plateau",
+        plateau_patience=0,
+        plateau_drops=0,
+        freeze_backbone=True,
+        input_size=16,
+        crop_padding=2,
+        threads=1,
+        out=str(out),
+        tensorboard=False,
+        amp="none",
+    )
     summary = train(cfg)
     assert (summary["status"], summary["epochs"], summary["max_epochs"]) == ("finished", 2, 5)
     assert summary["stop"] == "plateau" and "plateaued" in summary["stop_reason"]
@@ -173,8 +198,9 @@ def test_frozen_bn_parameters_do_not_move() -> None:
     frozen = frozen_bn_params(model, cfg, 2)
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert len(frozen) == 2 * n_bn
-    no_params = get_recipe("senet154", model="cifar_resnet20", epochs=3, freeze_bn_epochs=1,
-                           freeze_bn_params=False)  # fmt: skip
+    no_params = get_recipe(
+        "senet154", model="cifar_resnet20", epochs=3, freeze_bn_epochs=1, freeze_bn_params=False
+    )
     assert frozen_bn_params(model, no_params, 2) == ()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     runner = StepRunner(model, opt, lambda e, s: 0.1, seed=0, frozen=frozen)
@@ -231,11 +257,25 @@ def test_cutout_and_balanced_batches_resume_bitwise(tiny_imagefolder: Path, tmp_
 
     def cfg(out: Path, **kw: object):
         return get_recipe(
-            "cifar", model="cifar_resnet20", dataset="imagefolder", data_dir=str(tiny_imagefolder),
-            epochs=2, batch_size=8, lr=0.05, train_subset=30, val_subset=6, input_size=16,
-            crop_padding=2, cutout=6, balanced_sampler=True, threads=1, out=str(out),
-            tensorboard=False, amp="none", **kw,
-        )  # fmt: skip
+            "cifar",
+            model="cifar_resnet20",
+            dataset="imagefolder",
+            data_dir=str(tiny_imagefolder),
+            epochs=2,
+            batch_size=8,
+            lr=0.05,
+            train_subset=30,
+            val_subset=6,
+            input_size=16,
+            crop_padding=2,
+            cutout=6,
+            balanced_sampler=True,
+            threads=1,
+            out=str(out),
+            tensorboard=False,
+            amp="none",
+            **kw,
+        )
 
     train(cfg(tmp_path / "a"))
     assert train(cfg(tmp_path / "b", stop_after_epochs=1))["status"] == "stopped"

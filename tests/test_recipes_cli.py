@@ -12,8 +12,15 @@ from _helpers import run_senet
 from senet.cli import main as cli_main
 from senet.train.recipes import RECIPES, recipe_assumed
 
-NEW_RECIPES = ("ablation", "cifar_resnet", "cifar_preact", "cifar_wrn", "cifar_shakeshake",
-               "cifar_fast", "places365")  # fmt: skip
+NEW_RECIPES = (
+    "ablation",
+    "cifar_resnet",
+    "cifar_preact",
+    "cifar_wrn",
+    "cifar_shakeshake",
+    "cifar_fast",
+    "places365",
+)
 
 
 def _config_json(stdout: str) -> dict:
@@ -34,8 +41,10 @@ def test_recipes_command_lists_every_recipe_with_its_assumptions() -> None:
     assert one.returncode == 0
     cfg = _config_json(one.stdout)
     assert (cfg["plateau_drops"], cfg["model_options"], cfg["label_smoothing"]) == (
-        3, {"se_bias": False}, 0.1,
-    )  # fmt: skip
+        3,
+        {"se_bias": False},
+        0.1,
+    )
     assumed = one.stdout.split("assumed (not stated in the paper):")[1]
     assert all(f"  {k}=" in assumed for k in recipe_assumed("ablation"))
 
@@ -51,9 +60,28 @@ def test_every_recipe_prints_its_config_and_assumed_fields(capsys) -> None:
 
 
 def _tiny(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["--dataset", "imagefolder", "--data-dir", str(data), "--epochs", "1", "--batch-size",
-            "6", "--train-subset", "12", "--val-subset", "6", "--threads", "1", "--workers", "0",
-            "--no-tensorboard", "--out", str(out), *extra]  # fmt: skip
+    return [
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(data),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "6",
+        "--train-subset",
+        "12",
+        "--val-subset",
+        "6",
+        "--threads",
+        "1",
+        "--workers",
+        "0",
+        "--no-tensorboard",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 #: each new recipe with its own network, at a small input size so one epoch takes seconds
@@ -94,8 +122,16 @@ def test_cifar_network_on_image_folders_gets_its_cifar_recipe(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = run_senet("train", "--model", "cifar_resnet20", *_tiny(tiny_imagefolder, out),
-                 "--input-size", "16", "--crop-padding", "2")  # fmt: skip
+    done = run_senet(
+        "train",
+        "--model",
+        "cifar_resnet20",
+        *_tiny(tiny_imagefolder, out),
+        "--input-size",
+        "16",
+        "--crop-padding",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     assert (
         "recipe: cifar_resnet (the recipe registered for cifar_resnet20 on imagefolder"
@@ -110,11 +146,36 @@ def test_ablate_trains_imagenet_style_grids_with_the_ablation_recipe(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "grid"
-    done = run_senet("ablate", "--model", "se_resnet50", "--vary", "reduction=8", "--baseline",
-                 "--dataset", "imagefolder", "--data-dir", str(tiny_imagefolder), "--epochs", "1",
-                 "--batch-size", "6", "--train-subset", "6", "--val-subset", "3", "--threads", "1",
-                 "--workers", "0", "--set", "input_size=32", "--set", "eval_resize=36",
-                 "--out", str(out))  # fmt: skip
+    done = run_senet(
+        "ablate",
+        "--model",
+        "se_resnet50",
+        "--vary",
+        "reduction=8",
+        "--baseline",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(tiny_imagefolder),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "6",
+        "--train-subset",
+        "6",
+        "--val-subset",
+        "3",
+        "--threads",
+        "1",
+        "--workers",
+        "0",
+        "--set",
+        "input_size=32",
+        "--set",
+        "eval_resize=36",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     assert "recipe: ablation (the paper's Sec. 6 protocol" in done.stderr
     se = json.loads((out / "reduction-8__s0" / "config.json").read_text())

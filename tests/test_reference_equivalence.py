@@ -186,14 +186,27 @@ def test_converter_refuses_mislabelled_sources() -> None:
 
 
 def test_senet154_deep_stem_key_map() -> None:
-    keys = ["layer0.conv1.weight", "layer0.bn1.weight", "layer0.conv2.weight", "layer0.bn2.bias",
-            "layer0.conv3.weight", "layer0.bn3.running_var", "layer1.0.se_module.fc2.bias",
-            "last_linear.weight"]  # fmt: skip
+    keys = [
+        "layer0.conv1.weight",
+        "layer0.bn1.weight",
+        "layer0.conv2.weight",
+        "layer0.bn2.bias",
+        "layer0.conv3.weight",
+        "layer0.bn3.running_var",
+        "layer1.0.se_module.fc2.bias",
+        "last_linear.weight",
+    ]
     conv = convert_state_dict({k: torch.zeros(2, 2) for k in keys}, "original")
     assert list(conv.state) == [
-        "conv1.0.weight", "conv1.1.weight", "conv1.3.weight", "conv1.4.bias",
-        "conv1.6.weight", "bn1.running_var", "layer1.0.se.fc2.bias", "fc.weight",
-    ]  # fmt: skip
+        "conv1.0.weight",
+        "conv1.1.weight",
+        "conv1.3.weight",
+        "conv1.4.bias",
+        "conv1.6.weight",
+        "bn1.running_var",
+        "layer1.0.se.fc2.bias",
+        "fc.weight",
+    ]
     assert conv.options == {"layout": "caffe"}
 
 

@@ -29,10 +29,18 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny_config(data: Path, out: Path, **kw: object) -> TrainConfig:
     """A seconds-long run: cifar_resnet20 on the generated 16×16 three-class tree."""
     base = {
-        "model": "cifar_resnet20", "dataset": "imagefolder", "data_dir": str(data), "epochs": 3,
-        "batch_size": 8, "lr": 0.05, "out": str(out), "tensorboard": False, "threads": 1,
-        "crop_padding": 2, "input_size": 16,
-    }  # fmt: skip
+        "model": "cifar_resnet20",
+        "dataset": "imagefolder",
+        "data_dir": str(data),
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 0.05,
+        "out": str(out),
+        "tensorboard": False,
+        "threads": 1,
+        "crop_padding": 2,
+        "input_size": 16,
+    }
     base.update(kw)
     return get_recipe("cifar", **base)
 
@@ -267,9 +275,26 @@ def _independent_errors(logits: np.ndarray, labels: np.ndarray) -> tuple[float, 
 
 
 def _run_and_eval(data: Path, out: Path, tmp_path: Path, extra: list[str]) -> dict:
-    args = ["train", "--recipe", "cifar", "--model", "cifar_se_resnet20", "--dataset", "imagefolder",
-            "--data-dir", str(data), "--out", str(out), "--threads", "1", "--no-tensorboard",
-            "--amp", "none", "--no-channels-last", *extra]  # fmt: skip
+    args = [
+        "train",
+        "--recipe",
+        "cifar",
+        "--model",
+        "cifar_se_resnet20",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--no-tensorboard",
+        "--amp",
+        "none",
+        "--no-channels-last",
+        *extra,
+    ]
     # fp32 on both sides: `senet eval` and the run's own evaluation must agree to the last image
     assert cli_main(args) == 0
     logits_file = tmp_path / "logits.pt"
@@ -328,9 +353,21 @@ def test_eval_refuses_data_with_other_classes(
     train(tiny_config(tiny_imagefolder, out, epochs=1))
     other = imagefolder_factory(tmp_path / "o", classes=("a", "b", "c", "d"), n_train=2, n_val=2)
     with pytest.raises(ValueError, match="trained on classes"):
-        _eval(argparse.Namespace(weights=str(out), dataset="imagefolder", data_dir=str(other), split="val",
-                                 subset=None, batch_size=8, device="cpu", workers=0, skip_corrupt=False,
-                                 save_logits=None, json=True))  # fmt: skip
+        _eval(
+            argparse.Namespace(
+                weights=str(out),
+                dataset="imagefolder",
+                data_dir=str(other),
+                split="val",
+                subset=None,
+                batch_size=8,
+                device="cpu",
+                workers=0,
+                skip_corrupt=False,
+                save_logits=None,
+                json=True,
+            )
+        )
 
 
 def test_cli_help_covers_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -354,23 +391,56 @@ def test_cli_help_covers_every_option(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli_main(["train", "--recipe", "cifar", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "x"),
-                     "--out", str(tmp_path / "o")])  # fmt: skip
+    code = cli_main(
+        [
+            "train",
+            "--recipe",
+            "cifar",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            str(tmp_path / "x"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_is_bitwise(tmp_path: Path, imagefolder_factory) -> None:
     data = imagefolder_factory(tmp_path / "d", n_train=64, n_val=4)
-    common = ["train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset", "imagefolder",
-              "--data-dir", str(data), "--epochs", "2", "--batch-size", "4", "--lr", "0.02", "--threads", "1",
-              "--no-tensorboard"]  # fmt: skip
+    common = [
+        "train",
+        "--recipe",
+        "cifar",
+        "--model",
+        "cifar_resnet20",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(data),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--lr",
+        "0.02",
+        "--threads",
+        "1",
+        "--no-tensorboard",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run(
         [*SENET, *common, "--out", str(tmp_path / "a")], check=True, env=env, capture_output=True
     )
-    proc = subprocess.Popen([*SENET, *common, "--out", str(tmp_path / "b")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [*SENET, *common, "--out", str(tmp_path / "b")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (tmp_path / "b" / "config.json").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -394,9 +464,18 @@ def test_file_based_imagenet_style_run(tiny_imagefolder: Path, tmp_path: Path) -
     """The ImageNet path: files through torchvision (random-size crop + flip; resize → centre crop)."""
     out = tmp_path / "run"
     cfg = get_recipe(
-        "imagenet", model="cifar_resnet20", data_dir=str(tiny_imagefolder), epochs=1, batch_size=8,
-        input_size=12, eval_resize=14, workers=0, out=str(out), tensorboard=False, threads=1,
-    )  # fmt: skip
+        "imagenet",
+        model="cifar_resnet20",
+        data_dir=str(tiny_imagefolder),
+        epochs=1,
+        batch_size=8,
+        input_size=12,
+        eval_resize=14,
+        workers=0,
+        out=str(out),
+        tensorboard=False,
+        threads=1,
+    )
     assert cfg.effective_lr == pytest.approx(0.6 * 8 / 1024)
     summary = train(cfg)
     assert summary["status"] == "finished" and summary["val_images"] == 24
@@ -415,8 +494,12 @@ def test_file_based_imagenet_style_run(tiny_imagefolder: Path, tmp_path: Path) -
 def test_digits_main_job_trains_to_low_error(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     t0 = time.perf_counter()
-    done = subprocess.run([*SENET, "train", "--recipe", "digits", "--out", str(tmp_path / "digits")],
-                          capture_output=True, text=True, timeout=400)  # fmt: skip
+    done = subprocess.run(
+        [*SENET, "train", "--recipe", "digits", "--out", str(tmp_path / "digits")],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     wall = time.perf_counter() - t0
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "digits" / "summary.json").read_text())

@@ -15,15 +15,50 @@ from safetensors.torch import load_file
 from _helpers import run_senet
 from senet.train.rundir import RunLock
 
-RUN_FILES = ("config.json", "metrics.jsonl", "metrics.csv", "checkpoint.pt", "model.safetensors",
-             "summary.json")  # fmt: skip
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "metrics.csv",
+    "checkpoint.pt",
+    "model.safetensors",
+    "summary.json",
+)
 
 
 def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset", "imagefolder",
-            "--data-dir", str(data), "--epochs", "2", "--batch-size", "8", "--lr", "0.05",
-            "--train-subset", "24", "--val-subset", "6", "--input-size", "16", "--crop-padding", "2",
-            "--threads", "1", "--no-tensorboard", "--amp", "none", "--out", str(out), *extra]  # fmt: skip
+    return [
+        "train",
+        "--recipe",
+        "cifar",
+        "--model",
+        "cifar_resnet20",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(data),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.05",
+        "--train-subset",
+        "24",
+        "--val-subset",
+        "6",
+        "--input-size",
+        "16",
+        "--crop-padding",
+        "2",
+        "--threads",
+        "1",
+        "--no-tensorboard",
+        "--amp",
+        "none",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -95,8 +130,9 @@ def test_fine_tune_from_a_local_weights_file(
     assert run_senet(*tiny_args(tiny_imagefolder, source, "--epochs", "1")).returncode == 0
     two = imagefolder_factory(tmp_path / "two", classes=("a", "b"), n_train=8, n_val=2)
     out = tmp_path / "ft"
-    args = tiny_args(two, out, "--epochs", "1", "--init", str(source / "model.safetensors"),
-                     "--freeze-backbone")  # fmt: skip
+    args = tiny_args(
+        two, out, "--epochs", "1", "--init", str(source / "model.safetensors"), "--freeze-backbone"
+    )
     done = run_senet(*args)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -114,10 +150,30 @@ def test_imagefolder_without_recipe_trains_with_imagenet_preprocessing(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = run_senet("train", "--model", "resnet18", "--dataset", "imagefolder", "--data-dir",
-                 str(tiny_imagefolder), "--epochs", "1", "--batch-size", "8", "--input-size", "16",
-                 "--eval-resize", "18", "--workers", "0", "--no-tensorboard", "--threads", "1",
-                 "--out", str(out))  # fmt: skip
+    done = run_senet(
+        "train",
+        "--model",
+        "resnet18",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(tiny_imagefolder),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--input-size",
+        "16",
+        "--eval-resize",
+        "18",
+        "--workers",
+        "0",
+        "--no-tensorboard",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     assert "recipe: imagenet (the default for --dataset imagefolder" in done.stderr
     cfg = json.loads((out / "config.json").read_text())

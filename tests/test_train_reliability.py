@@ -24,10 +24,20 @@ from senet.train.rundir import LOCK_NAME, RunLock, RunLockedError
 
 def tiny(data: Path, out: Path, **kw: object):
     base = {
-        "model": "cifar_resnet20", "dataset": "imagefolder", "data_dir": str(data), "epochs": 3,
-        "batch_size": 8, "lr": 0.05, "out": str(out), "tensorboard": False, "threads": 1,
-        "crop_padding": 2, "input_size": 16, "amp": "none", "progress": False,
-    }  # fmt: skip
+        "model": "cifar_resnet20",
+        "dataset": "imagefolder",
+        "data_dir": str(data),
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 0.05,
+        "out": str(out),
+        "tensorboard": False,
+        "threads": 1,
+        "crop_padding": 2,
+        "input_size": 16,
+        "amp": "none",
+        "progress": False,
+    }
     base.update(kw)
     return get_recipe("cifar", **base)
 
@@ -61,10 +71,26 @@ def test_second_trainer_on_a_locked_directory_exits_with_one_line(
     out = tmp_path / "run"
     with RunLock(out):
         done = subprocess.run(
-            [*SENET, "train", "--recipe", "cifar", "--model", "cifar_resnet20", "--dataset",
-             "imagefolder", "--data-dir", str(tiny_imagefolder), "--epochs", "1", "--out", str(out)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                *SENET,
+                "train",
+                "--recipe",
+                "cifar",
+                "--model",
+                "cifar_resnet20",
+                "--dataset",
+                "imagefolder",
+                "--data-dir",
+                str(tiny_imagefolder),
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 2, done.stderr
         errors = [line for line in done.stderr.splitlines() if "error" in line]
         assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr

@@ -18,11 +18,22 @@ from senet.utils.cpu import PrecisionChoice
 
 def tiny(data: Path, out: Path, **kw: object):
     base = {
-        "model": "cifar_resnet20", "dataset": "imagefolder", "data_dir": str(data), "epochs": 2,
-        "batch_size": 8, "lr": 0.05, "out": str(out), "tensorboard": False, "threads": 1,
-        "crop_padding": 2, "input_size": 16, "amp": "none", "progress": False, "train_subset": 24,
+        "model": "cifar_resnet20",
+        "dataset": "imagefolder",
+        "data_dir": str(data),
+        "epochs": 2,
+        "batch_size": 8,
+        "lr": 0.05,
+        "out": str(out),
+        "tensorboard": False,
+        "threads": 1,
+        "crop_padding": 2,
+        "input_size": 16,
+        "amp": "none",
+        "progress": False,
+        "train_subset": 24,
         "val_subset": 6,
-    }  # fmt: skip
+    }
     base.update(kw)
     return get_recipe("cifar", **base)
 
@@ -113,10 +124,35 @@ def test_cli_resume_reads_the_runs_config_and_config_reruns(
     tiny_imagefolder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    args = ["train", "--recipe", "cifar", "--model", "cifar_se_resnet20", "--dataset", "imagefolder",
-            "--data-dir", str(tiny_imagefolder), "--epochs", "2", "--batch-size", "8", "--lr", "0.05",
-            "--threads", "1", "--no-tensorboard", "--no-progress", "--input-size", "16",
-            "--crop-padding", "2", "--amp", "none", "-o", "se_stages=1"]  # fmt: skip
+    args = [
+        "train",
+        "--recipe",
+        "cifar",
+        "--model",
+        "cifar_se_resnet20",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(tiny_imagefolder),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.05",
+        "--threads",
+        "1",
+        "--no-tensorboard",
+        "--no-progress",
+        "--input-size",
+        "16",
+        "--crop-padding",
+        "2",
+        "--amp",
+        "none",
+        "-o",
+        "se_stages=1",
+    ]
     assert cli_main([*args, "--out", str(out), "--stop-after-epochs", "1"]) == 0
     capsys.readouterr()
     assert cli_main(["train", "--resume", "--out", str(out)]) == 0  # nothing else repeated
@@ -142,18 +178,28 @@ def test_cli_resume_reads_the_runs_config_and_config_reruns(
 @pytest.mark.parametrize(
     "model, dataset, recipe",
     [
-        (None, None, "digits"), ("resnet18", "imagefolder", "imagenet"), (None, "cifar10", "cifar"),
-        (None, "cifar100", "cifar"), ("cifar_resnet56", None, "cifar_resnet"), ("se_resnet50", None, "imagenet"),
-        ("senet154", None, "senet154"), ("se_mobilenet_v1", "imagefolder", "mobile"),
-        ("se_mobilenet_v1", "cifar10", "cifar"), (None, "digits", "digits"),
-        ("cifar_se_resnet20", "digits", "digits"), ("cifar_resnet110", "cifar100", "cifar_resnet"),
-        ("cifar_se_resnet164", None, "cifar_preact"), ("cifar_wrn16_8", "cifar10", "cifar_wrn"),
+        (None, None, "digits"),
+        ("resnet18", "imagefolder", "imagenet"),
+        (None, "cifar10", "cifar"),
+        (None, "cifar100", "cifar"),
+        ("cifar_resnet56", None, "cifar_resnet"),
+        ("se_resnet50", None, "imagenet"),
+        ("senet154", None, "senet154"),
+        ("se_mobilenet_v1", "imagefolder", "mobile"),
+        ("se_mobilenet_v1", "cifar10", "cifar"),
+        (None, "digits", "digits"),
+        ("cifar_se_resnet20", "digits", "digits"),
+        ("cifar_resnet110", "cifar100", "cifar_resnet"),
+        ("cifar_se_resnet164", None, "cifar_preact"),
+        ("cifar_wrn16_8", "cifar10", "cifar_wrn"),
         ("cifar_se_shakeshake26_2x96d", None, "cifar_shakeshake"),
         # a CIFAR network on image folders (CIFAR JPEGs) keeps its CIFAR recipe
-        ("cifar_resnet20", "imagefolder", "cifar_resnet"), ("cifar_se_wrn16_8", "imagefolder", "cifar_wrn"),
-        ("se_inception_resnet_v2", "imagefolder", "imagenet"), ("se_mobilenet_v1", "digits", "digits"),
+        ("cifar_resnet20", "imagefolder", "cifar_resnet"),
+        ("cifar_se_wrn16_8", "imagefolder", "cifar_wrn"),
+        ("se_inception_resnet_v2", "imagefolder", "imagenet"),
+        ("se_mobilenet_v1", "digits", "digits"),
     ],
-)  # fmt: skip
+)
 def test_recipe_follows_model_and_data(model: str | None, dataset: str | None, recipe: str) -> None:
     assert choose_recipe(None, model, dataset)[0] == recipe
     assert choose_recipe("cifar", model, dataset)[0] == "cifar"
@@ -162,8 +208,16 @@ def test_recipe_follows_model_and_data(model: str | None, dataset: str | None, r
 def test_cli_imagefolder_gets_imagenet_preprocessing(
     tiny_imagefolder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["train", "--model", "resnet18", "--dataset", "imagefolder", "--data-dir",
-            str(tiny_imagefolder), "--print-config"]  # fmt: skip
+    args = [
+        "train",
+        "--model",
+        "resnet18",
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(tiny_imagefolder),
+        "--print-config",
+    ]
     assert cli_main(args) == 0
     out, err = capsys.readouterr()
     cfg = json.loads(out)

@@ -107,10 +107,19 @@ def moved(entry_name: str, url: str, digest: str | None, mirrors: tuple[Mirror, 
 
 def register_entry(e: WeightsEntry) -> None:
     register(
-        e.model, e.tag, url=e.url, sha256=e.sha256, source=e.source, top1=e.top1,
-        num_classes=e.num_classes, mirrors=e.mirrors, preprocessing=e.preprocessing,
-        reference=e.reference, description=e.description, overwrite=True,
-    )  # fmt: skip
+        e.model,
+        e.tag,
+        url=e.url,
+        sha256=e.sha256,
+        source=e.source,
+        top1=e.top1,
+        num_classes=e.num_classes,
+        mirrors=e.mirrors,
+        preprocessing=e.preprocessing,
+        reference=e.reference,
+        description=e.description,
+        overwrite=True,
+    )
 
 
 def serve_reference(
@@ -224,8 +233,15 @@ def test_download_once_then_offline_from_the_cache(
 ) -> None:
     folder, base = files
     path = small_file(folder)
-    register("cifar_resnet20", "test", url=f"{base}/{path.name}", sha256=sha256(path),
-             source="senet", input_size=32, resize=32)  # fmt: skip
+    register(
+        "cifar_resnet20",
+        "test",
+        url=f"{base}/{path.name}",
+        sha256=sha256(path),
+        source="senet",
+        input_size=32,
+        resize=32,
+    )
     model = senet.create_model("cifar_resnet20", pretrained=True)
     cached = home / "weights" / "cifar_resnet20" / "test" / path.name
     assert cached.is_file() and cached.read_bytes() == path.read_bytes()
@@ -280,9 +296,13 @@ def test_a_failing_url_falls_back_to_a_mirror(
     folder, base = files
     path = small_file(folder, "copy-0001.safetensors")
     register(
-        "cifar_resnet20", "mirrored", url=f"{base}/missing-0002.safetensors", sha256="00000002",
-        mirrors=((f"{base}/{path.name}", sha256(path)[:8]),), source="senet",
-    )  # fmt: skip
+        "cifar_resnet20",
+        "mirrored",
+        url=f"{base}/missing-0002.safetensors",
+        sha256="00000002",
+        mirrors=((f"{base}/{path.name}", sha256(path)[:8]),),
+        source="senet",
+    )
     senet.create_model("cifar_resnet20", pretrained="mirrored")
     assert cached_file(get_weights("cifar_resnet20", "mirrored")).name == path.name
 
@@ -334,8 +354,10 @@ def test_new_num_classes_keeps_every_other_tensor(served_c20: Path) -> None:
     assert model.pretrained_cfg["reinitialised"] == ["fc.weight", "fc.bias"]
     assert "classes" not in model.checkpoint_metadata  # the old names no longer apply
     x = torch.randn(2, 3, 32, 32)
-    assert torch.equal(model.forward_head(model.forward_features(x), pre_logits=True),
-                       ref.forward_head(ref.forward_features(x), pre_logits=True))  # fmt: skip
+    assert torch.equal(
+        model.forward_head(model.forward_features(x), pre_logits=True),
+        ref.forward_head(ref.forward_features(x), pre_logits=True),
+    )
 
 
 def test_one_channel_input_sums_the_rgb_filters(served_c20: Path) -> None:
@@ -508,9 +530,13 @@ def test_weights_command_in_a_subprocess(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert {r["model"] for r in rows} == {
-        "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d",
-        "se_resnext101_32x4d", "senet154",
-    }  # fmt: skip
+        "se_resnet50",
+        "se_resnet101",
+        "se_resnet152",
+        "se_resnext50_32x4d",
+        "se_resnext101_32x4d",
+        "senet154",
+    }
     offline = run_senet(
         "predict", "senet154", tmp_path / "cat.jpg", env={**env, "SENET_OFFLINE": "1"}, timeout=300
     )

@@ -83,9 +83,11 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p} does not exist; give run directories or folders of runs")
-        dirs = [p] if (p / "metrics.jsonl").is_file() else sorted(
-            m.parent for m in p.rglob("metrics.jsonl")
-        )  # fmt: skip
+        dirs = (
+            [p]
+            if (p / "metrics.jsonl").is_file()
+            else sorted(m.parent for m in p.rglob("metrics.jsonl"))
+        )
         for d in dirs:
             found.setdefault(d.resolve(), read_run(d))
     if not found:
@@ -202,13 +204,23 @@ def as_json(rows: Sequence[GroupRow], metric: str = "val_top1_err") -> dict[str,
     out = []
     for row in rows:
         m, s = row.stats()
-        out.append({
-            "setting": row.setting, "metric": metric, "n": len(row.values), "mean": m, "std": s,
-            "values": row.values, "seeds": row.seeds, "welch_vs_baseline": row.test,
-            "runs": [str(r.path) for r in row.runs], "unfinished": [str(r.path) for r in row.runs if not r.finished],
-            "params": row.mean_of("params"), "mean_images_per_s": row.mean_of("mean_images_per_s"),
-            "train_time_s": row.mean_of("train_time_s"),
-        })  # fmt: skip
+        out.append(
+            {
+                "setting": row.setting,
+                "metric": metric,
+                "n": len(row.values),
+                "mean": m,
+                "std": s,
+                "values": row.values,
+                "seeds": row.seeds,
+                "welch_vs_baseline": row.test,
+                "runs": [str(r.path) for r in row.runs],
+                "unfinished": [str(r.path) for r in row.runs if not r.finished],
+                "params": row.mean_of("params"),
+                "mean_images_per_s": row.mean_of("mean_images_per_s"),
+                "train_time_s": row.mean_of("train_time_s"),
+            }
+        )
     return {"groups": out}
 
 

@@ -144,8 +144,20 @@ def infer_case(
             m(x)
 
     tag = "" if mode == "eager" else f" [{mode}]"
-    return Case(f"{model}{tag} ({path})", group, "infer", model, batch, size, layout, path,
-                step, batch, {"mode": mode}, amp)  # fmt: skip
+    return Case(
+        f"{model}{tag} ({path})",
+        group,
+        "infer",
+        model,
+        batch,
+        size,
+        layout,
+        path,
+        step,
+        batch,
+        {"mode": mode},
+        amp,
+    )
 
 
 def _sgd(m: nn.Module) -> torch.optim.Optimizer:
@@ -181,8 +193,9 @@ def train_case(
         F.cross_entropy(out.float(), y).backward()
         opt.step()
 
-    return Case(f"{model} ({path})", group, "train", model, batch, size, layout, path, step, batch,
-                amp=amp)  # fmt: skip
+    return Case(
+        f"{model} ({path})", group, "train", model, batch, size, layout, path, step, batch, amp=amp
+    )
 
 
 def loop_case(
@@ -247,9 +260,15 @@ def project_batches(
 
     mean, std = data.channel_stats()
     loader = TensorBatchLoader(
-        data, batch, train=True, augment="crop_flip", mean=mean, std=std, seed=seed,
+        data,
+        batch,
+        train=True,
+        augment="crop_flip",
+        mean=mean,
+        std=std,
+        seed=seed,
         channels_last=layout == "cl",
-    )  # fmt: skip
+    )
     epoch = 0
     while True:
         loader.set_epoch(epoch)

@@ -84,17 +84,26 @@ def imagefolder_batches(
     from torchvision import datasets
     from torchvision import transforms as T
 
-    transform = T.Compose([
-        T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-        T.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    ])  # fmt: skip
+    transform = T.Compose(
+        [
+            T.RandomCrop(32, padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+        ]
+    )
     data = datasets.ImageFolder(str(root), transform=transform)
     g = torch.Generator()
     g.manual_seed(seed)
     loader = torch.utils.data.DataLoader(
-        data, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-        persistent_workers=workers > 0, generator=g,
-    )  # fmt: skip
+        data,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=g,
+    )
     while True:
         yield from loader
 

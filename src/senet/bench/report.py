@@ -14,15 +14,27 @@ def case_rows(timings: list[Timing]) -> list[dict[str, object]]:
     rows = []
     for t in timings:
         c = t.case
-        rows.append({
-            "group": c.group, "label": c.label, "task": c.task, "model": c.model, "batch": c.batch,
-            "size": c.size, "layout": c.layout, "amp": c.amp, "setting": c.setting, "path": c.path,
-            **c.extra,
-            "clock": t.clock, "median_ms": round(t.median * 1e3, 3), "images_per_s": round(t.images_per_s, 2),
-            "rounds_ms": [round(s * 1e3, 3) for s in t.seconds],
-            "wall_median_ms": round(statistics.median(t.wall) * 1e3, 3),
-            "cpu_median_ms": round(statistics.median(t.cpu) * 1e3, 3),
-        })  # fmt: skip
+        rows.append(
+            {
+                "group": c.group,
+                "label": c.label,
+                "task": c.task,
+                "model": c.model,
+                "batch": c.batch,
+                "size": c.size,
+                "layout": c.layout,
+                "amp": c.amp,
+                "setting": c.setting,
+                "path": c.path,
+                **c.extra,
+                "clock": t.clock,
+                "median_ms": round(t.median * 1e3, 3),
+                "images_per_s": round(t.images_per_s, 2),
+                "rounds_ms": [round(s * 1e3, 3) for s in t.seconds],
+                "wall_median_ms": round(statistics.median(t.wall) * 1e3, 3),
+                "cpu_median_ms": round(statistics.median(t.cpu) * 1e3, 3),
+            }
+        )
     return rows
 
 
@@ -37,8 +49,13 @@ def comparison_rows(
         if num is None or den is None:
             continue
         ratio = paired_ratio(den, num) if comp.invert else paired_ratio(num, den)
-        row: dict[str, object] = {"comparison": comp.name, "num": comp.num, "den": comp.den,
-                                  "ratio": round(ratio, 3), "kind": "throughput" if comp.invert else "time"}  # fmt: skip
+        row: dict[str, object] = {
+            "comparison": comp.name,
+            "num": comp.num,
+            "den": comp.den,
+            "ratio": round(ratio, 3),
+            "kind": "throughput" if comp.invert else "time",
+        }
         if comp.row is not None:
             row.update(row=comp.row, setting=comp.setting)
         if comp.target is not None:

@@ -64,9 +64,18 @@ def _se_vs_plain(group: str, se: str, plain: str, target: float | None) -> Compa
     )
 
 
-def _imagenet_groups(o: SuiteOptions, size: int, infer_batches: tuple[int, ...], train_batches: tuple[int, ...],
-                     layouts: tuple[str, ...], rounds: int, steps: int, train_steps: int, fused: bool = True,
-                     full: bool = True) -> list[Group]:  # fmt: skip
+def _imagenet_groups(
+    o: SuiteOptions,
+    size: int,
+    infer_batches: tuple[int, ...],
+    train_batches: tuple[int, ...],
+    layouts: tuple[str, ...],
+    rounds: int,
+    steps: int,
+    train_steps: int,
+    fused: bool = True,
+    full: bool = True,
+) -> list[Group]:
     """SE-ResNet-50 against ResNet-50 and timm; ``full=False`` keeps only ours-fast and timm's SE
     model at batches above 16 (they take seconds a step on a CPU)."""
     groups: list[Group] = []
@@ -137,14 +146,23 @@ def _optimised_group(size: int, layout: str, timm: list[str], rounds: int, steps
 
     ours_opt, ours_comp = "se_resnet50 [optimized] (fast)", "se_resnet50 [compile] (-)"
     comps = [
-        Comparison(f"SE overhead {g} [fused]", "se_resnet50 [fused] (fast)",
-                   "resnet50 [fused] (fast)", 1.02),
-        Comparison(f"SE overhead {g}: se [optimized] ÷ plain [fused]", ours_opt,
-                   "resnet50 [fused] (fast)", 1.02),
-        Comparison(f"early squeeze {g}: [optimized] ÷ [fused]", ours_opt,
-                   "se_resnet50 [fused] (fast)"),
+        Comparison(
+            f"SE overhead {g} [fused]",
+            "se_resnet50 [fused] (fast)",
+            "resnet50 [fused] (fast)",
+            1.02,
+        ),
+        Comparison(
+            f"SE overhead {g}: se [optimized] ÷ plain [fused]",
+            ours_opt,
+            "resnet50 [fused] (fast)",
+            1.02,
+        ),
+        Comparison(
+            f"early squeeze {g}: [optimized] ÷ [fused]", ours_opt, "se_resnet50 [fused] (fast)"
+        ),
         Comparison(f"SE overhead {g} [compile]", ours_comp, "resnet50 [compile] (-)", 1.02),
-    ]  # fmt: skip
+    ]
     if timm:
         for ours in (ours_opt, ours_comp):
             for mode in ("eager", "jit", "compile"):
@@ -157,14 +175,25 @@ def _optimised_group(size: int, layout: str, timm: list[str], rounds: int, steps
                     )
                 )
         comps.append(
-            Comparison(f"timm SE overhead {g} [jit]", "timm:seresnet50 [jit] (-)",
-                       "timm:resnet50 [jit] (-)")
-        )  # fmt: skip
+            Comparison(
+                f"timm SE overhead {g} [jit]",
+                "timm:seresnet50 [jit] (-)",
+                "timm:resnet50 [jit] (-)",
+            )
+        )
     return Group(g, build, comps, rounds, steps)
 
 
-def _train_groups(o: SuiteOptions, size: int, train_batches: tuple[int, ...], layouts: tuple[str, ...],
-                  rounds: int, train_steps: int, timm: list[str], full: bool) -> list[Group]:  # fmt: skip
+def _train_groups(
+    o: SuiteOptions,
+    size: int,
+    train_batches: tuple[int, ...],
+    layouts: tuple[str, ...],
+    rounds: int,
+    train_steps: int,
+    timm: list[str],
+    full: bool,
+) -> list[Group]:
     groups: list[Group] = []
     for batch in train_batches:
         for layout in layouts:
@@ -225,11 +254,27 @@ def _cifar_groups(
             ]
             return cases
 
-        groups.append(Group(g, build, [
-            _se_vs_plain(g, "cifar_se_resnet20", "cifar_resnet20", 1.10),
-            Comparison(f"fast ÷ reference path {g}", "cifar_se_resnet20 (fast)", "cifar_se_resnet20 (reference)"),
-            Comparison(f"plain-loop model SE overhead {g}", "plain:cifar_se_resnet20 (-)", "plain:cifar_resnet20 (-)"),
-        ], rounds, steps))  # fmt: skip
+        groups.append(
+            Group(
+                g,
+                build,
+                [
+                    _se_vs_plain(g, "cifar_se_resnet20", "cifar_resnet20", 1.10),
+                    Comparison(
+                        f"fast ÷ reference path {g}",
+                        "cifar_se_resnet20 (fast)",
+                        "cifar_se_resnet20 (reference)",
+                    ),
+                    Comparison(
+                        f"plain-loop model SE overhead {g}",
+                        "plain:cifar_se_resnet20 (-)",
+                        "plain:cifar_resnet20 (-)",
+                    ),
+                ],
+                rounds,
+                steps,
+            )
+        )
     g = f"cifar loop b{batch} (data included)"
 
     def build_loop() -> list[Case]:
@@ -314,91 +359,167 @@ def _settings_groups(o: SuiteOptions, z: SettingsSizes) -> list[Group]:
     """Every setting (fp32/bf16 × NCHW/channels_last) of the three measurements the targets
     name: CIFAR training, ImageNet-size training, batch-1 inference. Each group interleaves
     the SE model, its plain twin, timm's pair and ``optimize_for_inference`` in one setting."""
-    groups: list[Group] = []
     timm = _timm(o)
-    cifar_row = f"CIFAR training b{z.cifar_batch}"
-    train_row = f"{z.size}px training b{z.train_batch}"
-    infer_row = f"{z.size}px inference b{z.infer_batch}"
+    groups: list[Group] = []
     for amp, layout in z.settings:
         st = setting_name(amp, layout)
-
-        g = f"cifar train b{z.cifar_batch} {st}"
-
-        def cifar(amp=amp, layout=layout, g=g) -> list[Case]:
-            args = (z.cifar_batch, z.cifar_size, layout)
-            return [
-                train_case("cifar_resnet20", *args, "fast", g, 10, amp),
-                train_case("cifar_se_resnet20", *args, "fast", g, 10, amp),
-                train_case("cifar_se_resnet20", *args, "reference", g, 10, amp),
-                train_case("plain:cifar_se_resnet20", *args, "-", g, 10, amp),
-            ]
-
-        groups.append(Group(g, cifar, [
-            Comparison(f"SE overhead {g}", "cifar_se_resnet20 (fast)", "cifar_resnet20 (fast)",
-                       1.05, row=f"{cifar_row}: SE-ResNet-20 ÷ ResNet-20 (time)", setting=st),
-            Comparison(f"fast ÷ reference path {g}", "cifar_se_resnet20 (fast)",
-                       "cifar_se_resnet20 (reference)",
-                       row=f"{cifar_row}: SE fast ÷ reference path (time)", setting=st),
-            Comparison(f"ours ÷ plain-loop SE-ResNet-20 {g}", "cifar_se_resnet20 (fast)",
-                       "plain:cifar_se_resnet20 (-)",
-                       row=f"{cifar_row}: ours ÷ plain-loop SE-ResNet-20 (time)", setting=st),
-        ], z.rounds, z.steps))  # fmt: skip
-
-        g = f"train b{z.train_batch} {z.size} {st}"
-
-        def train(amp=amp, layout=layout, g=g) -> list[Case]:
-            args = (z.train_batch, z.size, layout)
-            cases = [
-                train_case(m, *args, "fast", g, 1000, amp) for m in ("resnet50", "se_resnet50")
-            ]
-            return cases + [train_case(m, *args, "-", g, 1000, amp) for m in timm]
-
-        comps = [Comparison(f"SE overhead {g}", "se_resnet50 (fast)", "resnet50 (fast)", 1.05,
-                            row=f"{train_row}: SE-ResNet-50 ÷ ResNet-50 (time)", setting=st)]  # fmt: skip
-        if timm:
-            comps += [
-                Comparison(f"ours ÷ timm seresnet50 throughput {g}", "se_resnet50 (fast)",
-                           "timm:seresnet50 (-)", 1.3, ">=", True,
-                           row=f"{train_row}: ours ÷ timm seresnet50 (throughput)", setting=st),
-                Comparison(f"timm SE overhead {g}", "timm:seresnet50 (-)", "timm:resnet50 (-)",
-                           row=f"{train_row}: timm seresnet50 ÷ resnet50 (time)", setting=st),
-            ]  # fmt: skip
-        groups.append(Group(g, train, comps, z.train_rounds, z.steps))
-
-        g = f"infer b{z.infer_batch} {z.size} {st}"
-
-        def infer(amp=amp, layout=layout, g=g) -> list[Case]:
-            args = (z.infer_batch, z.size, layout)
-            cases = [
-                infer_case("resnet50", *args, "fast", "eager", g, amp),
-                infer_case("se_resnet50", *args, "fast", "eager", g, amp),
-                infer_case("resnet50", *args, "fast", "fused", g, amp),
-                infer_case("se_resnet50", *args, "fast", "optimized", g, amp),
-            ]
-            return cases + [infer_case(m, *args, "-", "eager", g, amp) for m in timm]
-
-        opt = "se_resnet50 [optimized] (fast)"
-        comps = [
-            Comparison(f"SE overhead {g}", "se_resnet50 (fast)", "resnet50 (fast)", 1.02,
-                       row=f"{infer_row}: SE-ResNet-50 ÷ ResNet-50 (time)", setting=st),
-            Comparison(f"SE overhead {g} [optimized ÷ plain fused]", opt, "resnet50 [fused] (fast)",
-                       row=f"{infer_row}: optimize_for_inference SE ÷ BN-folded plain (time)",
-                       setting=st),
-        ]  # fmt: skip
-        if timm:
-            comps += [
-                Comparison(f"ours ÷ timm seresnet50 latency {g}", "se_resnet50 (fast)",
-                           "timm:seresnet50 (-)", 0.80,
-                           row=f"{infer_row}: ours ÷ timm seresnet50 (time)", setting=st),
-                Comparison(f"optimize_for_inference ÷ timm seresnet50 latency {g}", opt,
-                           "timm:seresnet50 (-)", 0.80,
-                           row=f"{infer_row}: optimize_for_inference ÷ timm seresnet50 (time)",
-                           setting=st),
-                Comparison(f"timm SE overhead {g}", "timm:seresnet50 (-)", "timm:resnet50 (-)",
-                           row=f"{infer_row}: timm seresnet50 ÷ resnet50 (time)", setting=st),
-            ]  # fmt: skip
-        groups.append(Group(g, infer, comps, z.rounds, z.infer_steps))
+        groups += [
+            _settings_cifar(z, amp, layout, st),
+            _settings_train(z, amp, layout, st, timm),
+            _settings_infer(z, amp, layout, st, timm),
+        ]
     return groups
+
+
+def _settings_cifar(z: SettingsSizes, amp: str, layout: str, st: str) -> Group:
+    """CIFAR training: SE-ResNet-20 vs ResNet-20, the reference path and the plain loop."""
+    cifar_row = f"CIFAR training b{z.cifar_batch}"
+    g = f"cifar train b{z.cifar_batch} {st}"
+
+    def cifar(amp=amp, layout=layout, g=g) -> list[Case]:
+        args = (z.cifar_batch, z.cifar_size, layout)
+        return [
+            train_case("cifar_resnet20", *args, "fast", g, 10, amp),
+            train_case("cifar_se_resnet20", *args, "fast", g, 10, amp),
+            train_case("cifar_se_resnet20", *args, "reference", g, 10, amp),
+            train_case("plain:cifar_se_resnet20", *args, "-", g, 10, amp),
+        ]
+
+    return Group(
+        g,
+        cifar,
+        [
+            Comparison(
+                f"SE overhead {g}",
+                "cifar_se_resnet20 (fast)",
+                "cifar_resnet20 (fast)",
+                1.05,
+                row=f"{cifar_row}: SE-ResNet-20 ÷ ResNet-20 (time)",
+                setting=st,
+            ),
+            Comparison(
+                f"fast ÷ reference path {g}",
+                "cifar_se_resnet20 (fast)",
+                "cifar_se_resnet20 (reference)",
+                row=f"{cifar_row}: SE fast ÷ reference path (time)",
+                setting=st,
+            ),
+            Comparison(
+                f"ours ÷ plain-loop SE-ResNet-20 {g}",
+                "cifar_se_resnet20 (fast)",
+                "plain:cifar_se_resnet20 (-)",
+                row=f"{cifar_row}: ours ÷ plain-loop SE-ResNet-20 (time)",
+                setting=st,
+            ),
+        ],
+        z.rounds,
+        z.steps,
+    )
+
+
+def _settings_train(z: SettingsSizes, amp: str, layout: str, st: str, timm: list[str]) -> Group:
+    """224-px training: SE-ResNet-50 vs ResNet-50 and timm's pair."""
+    train_row = f"{z.size}px training b{z.train_batch}"
+    g = f"train b{z.train_batch} {z.size} {st}"
+
+    def train(amp=amp, layout=layout, g=g) -> list[Case]:
+        args = (z.train_batch, z.size, layout)
+        cases = [train_case(m, *args, "fast", g, 1000, amp) for m in ("resnet50", "se_resnet50")]
+        return cases + [train_case(m, *args, "-", g, 1000, amp) for m in timm]
+
+    comps = [
+        Comparison(
+            f"SE overhead {g}",
+            "se_resnet50 (fast)",
+            "resnet50 (fast)",
+            1.05,
+            row=f"{train_row}: SE-ResNet-50 ÷ ResNet-50 (time)",
+            setting=st,
+        )
+    ]
+    if timm:
+        comps += [
+            Comparison(
+                f"ours ÷ timm seresnet50 throughput {g}",
+                "se_resnet50 (fast)",
+                "timm:seresnet50 (-)",
+                1.3,
+                ">=",
+                True,
+                row=f"{train_row}: ours ÷ timm seresnet50 (throughput)",
+                setting=st,
+            ),
+            Comparison(
+                f"timm SE overhead {g}",
+                "timm:seresnet50 (-)",
+                "timm:resnet50 (-)",
+                row=f"{train_row}: timm seresnet50 ÷ resnet50 (time)",
+                setting=st,
+            ),
+        ]
+    return Group(g, train, comps, z.train_rounds, z.steps)
+
+
+def _settings_infer(z: SettingsSizes, amp: str, layout: str, st: str, timm: list[str]) -> Group:
+    """Batch-1 inference: eager, BN-folded and optimize_for_inference, and timm's pair."""
+    infer_row = f"{z.size}px inference b{z.infer_batch}"
+    g = f"infer b{z.infer_batch} {z.size} {st}"
+
+    def infer(amp=amp, layout=layout, g=g) -> list[Case]:
+        args = (z.infer_batch, z.size, layout)
+        cases = [
+            infer_case("resnet50", *args, "fast", "eager", g, amp),
+            infer_case("se_resnet50", *args, "fast", "eager", g, amp),
+            infer_case("resnet50", *args, "fast", "fused", g, amp),
+            infer_case("se_resnet50", *args, "fast", "optimized", g, amp),
+        ]
+        return cases + [infer_case(m, *args, "-", "eager", g, amp) for m in timm]
+
+    opt = "se_resnet50 [optimized] (fast)"
+    comps = [
+        Comparison(
+            f"SE overhead {g}",
+            "se_resnet50 (fast)",
+            "resnet50 (fast)",
+            1.02,
+            row=f"{infer_row}: SE-ResNet-50 ÷ ResNet-50 (time)",
+            setting=st,
+        ),
+        Comparison(
+            f"SE overhead {g} [optimized ÷ plain fused]",
+            opt,
+            "resnet50 [fused] (fast)",
+            row=f"{infer_row}: optimize_for_inference SE ÷ BN-folded plain (time)",
+            setting=st,
+        ),
+    ]
+    if timm:
+        comps += [
+            Comparison(
+                f"ours ÷ timm seresnet50 latency {g}",
+                "se_resnet50 (fast)",
+                "timm:seresnet50 (-)",
+                0.80,
+                row=f"{infer_row}: ours ÷ timm seresnet50 (time)",
+                setting=st,
+            ),
+            Comparison(
+                f"optimize_for_inference ÷ timm seresnet50 latency {g}",
+                opt,
+                "timm:seresnet50 (-)",
+                0.80,
+                row=f"{infer_row}: optimize_for_inference ÷ timm seresnet50 (time)",
+                setting=st,
+            ),
+            Comparison(
+                f"timm SE overhead {g}",
+                "timm:seresnet50 (-)",
+                "timm:resnet50 (-)",
+                row=f"{infer_row}: timm seresnet50 ÷ resnet50 (time)",
+                setting=st,
+            ),
+        ]
+    return Group(g, infer, comps, z.rounds, z.infer_steps)
 
 
 def _timm(o: SuiteOptions) -> list[str]:

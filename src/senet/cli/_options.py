@@ -129,9 +129,12 @@ class BoolFlag(argparse.Action):
         super().__init__(strings, dest, nargs="?", metavar="BOOL", **kw)
 
     def __call__(
-        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-        values: Any, option_string: str | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         if option_string and option_string.startswith("--no-"):
             if values is not None:
                 parser.error(f"{option_string} takes no value")

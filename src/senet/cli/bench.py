@@ -46,10 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="steps timed per case per round (default: the suite's)",
     )
     p.add_argument(
-        "--data-dir", default=None,
+        "--data-dir",
+        default=None,
         help="CIFAR-10 JPEG folder or .tar.gz for the CIFAR loop (default: $SENET_BENCH_DATA, else "
         "../shared/data/cifar10-jpeg.tar.gz if present, else generated images)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--generated-data",
         action="store_true",
@@ -69,25 +70,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's; 1 for --quick)"
     )
     p.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall",
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
         help="time medians and ratios use: wall (default) or process CPU time (steadier on a busy "
         "machine; pair it with --threads 1)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--keep-freed-memory", action="store_true",
+        "--keep-freed-memory",
+        action="store_true",
         help="raise glibc's malloc thresholds so freed feature maps are reused instead of "
         "page-faulted in again (speeds up every model alike; recorded in the results)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--out",
         default=None,
         help="results file stem (writes STEM.json and STEM.md); default: none",
     )
     p.add_argument(
-        "--update-readme", nargs="?", const="benchmarks/README.md", default=None, metavar="PATH",
+        "--update-readme",
+        nargs="?",
+        const="benchmarks/README.md",
+        default=None,
+        metavar="PATH",
         help="write the settings table, with the machine named, into PATH between its "
         "'senet bench settings table' markers (default PATH: benchmarks/README.md)",
-    )  # fmt: skip
+    )
     p.set_defaults(func=run_bench_cli)
 
 
@@ -147,8 +155,12 @@ def run_bench_cli(args: argparse.Namespace) -> int:
                 "timm is not installed: leaving out the timm models (pip install timm to include them)"
             )
             timm = False
-    options = SuiteOptions(data_dir=None if suite == "quick" else _data_dir(args),
-                           cifar_subset=args.cifar_subset, workers=args.workers, timm=timm)  # fmt: skip
+    options = SuiteOptions(
+        data_dir=None if suite == "quick" else _data_dir(args),
+        cifar_subset=args.cifar_subset,
+        workers=args.workers,
+        timm=timm,
+    )
     command = "senet " + shlex.join(sys.argv[1:])
     print(f"CPU: {cpu_info().describe()}; torch threads {torch.get_num_threads()}", flush=True)
     result = run_bench(

@@ -17,13 +17,18 @@ OPSET_MIN, OPSET_MAX = 10, 20
 def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
     p.add_argument(
-        "--amp", choices=["auto", "none", "bf16", "fp16"], default="auto",
+        "--amp",
+        choices=["auto", "none", "bf16", "fp16"],
+        default="auto",
         help="autocast precision (auto: bf16 on CPUs with native bf16 and GPUs, else fp32)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--no-channels-last", dest="channels_last", action="store_false", default=None,
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        default=None,
         help="keep NCHW (default: channels_last where bf16 autocast is chosen)",
-    )  # fmt: skip
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,10 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dst", type=Path, help="output .safetensors file (written only on success)")
     p.add_argument("--model", required=True, help="senet model name, e.g. se_resnet50")
     p.add_argument(
-        "--from", dest="source", default="auto", choices=["auto", "original", "timm", "torchvision"],
+        "--from",
+        dest="source",
+        default="auto",
+        choices=["auto", "original", "timm", "torchvision"],
         help="key layout of SRC: original = released SENets (Cadene / timm legacy_*); default: "
         "detect from key names",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--num-classes", type=int, default=None, help="default: from the classifier's shape"
     )
@@ -82,16 +90,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="export = torch.export's .pt2 (TorchScript is deprecated upstream)",
     )
     p.add_argument(
-        "--out", "--output", dest="output", type=Path, default=None,
+        "--out",
+        "--output",
+        dest="output",
+        type=Path,
+        default=None,
         help="file to write (default: <model>.<onnx|pt|pt2>; --output is a deprecated spelling)",
-    )  # fmt: skip
+    )
     p.add_argument(
         "--input-size", type=int, default=None, help="default: the weights' evaluation crop"
     )
     p.add_argument(
-        "--opset", type=int, default=17,
+        "--opset",
+        type=int,
+        default=17,
         help=f"ONNX opset, {OPSET_MIN} to {OPSET_MAX} (default 17)",
-    )  # fmt: skip
+    )
     p.add_argument("--atol", type=float, default=1e-4)
     p.add_argument("--no-check", action="store_true", help="skip the comparison with PyTorch")
     add_model_options_argument(p)

@@ -53,22 +53,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--crop-pct", type=float, help="crop / resized shorter side (timm's crop_pct, e.g. 0.875)"
     )
     prep.add_argument(
-        "--tta", choices=["none", "flip", "10crop"], default="none",
+        "--tta",
+        choices=["none", "flip", "10crop"],
+        default="none",
         help="test-time augmentation: average the softmax over the crop and its mirror, or ten crops",
-    )  # fmt: skip
+    )
     run = e.add_argument_group("run")
     run.add_argument("--batch-size", type=int, default=64, help="evaluation batch size")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     run.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     run.add_argument(
-        "--amp", choices=["auto", "none", "bf16", "fp16"], default="auto",
+        "--amp",
+        choices=["auto", "none", "bf16", "fp16"],
+        default="auto",
         help="autocast precision; auto: a run directory's own, else bf16 on CPUs with native "
         "bf16 and on GPUs, fp32 elsewhere",
-    )  # fmt: skip
+    )
     run.add_argument(
-        "--no-channels-last", dest="channels_last", action="store_false", default=None,
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        default=None,
         help="keep NCHW (default: channels_last where bf16 autocast is chosen)",
-    )  # fmt: skip
+    )
     add_model_options_argument(run)
     out = e.add_argument_group("output")
     out.add_argument(
@@ -178,17 +185,25 @@ def _eval(args: argparse.Namespace) -> int:
     )
     print(f"senet eval: {described}; {_describe(prep)}", file=sys.stderr)
     loader = DataLoader(
-        images, batch_size=args.batch_size, num_workers=args.workers, collate_fn=collate_eval,
+        images,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        collate_fn=collate_eval,
         pin_memory=device.type == "cuda",
-    )  # fmt: skip
+    )
     model = prepare_model(model, device, precision)
     with tqdm(
         total=len(images), desc="evaluating", unit="img", disable=None, leave=False, file=sys.stderr
     ) as bar:
         res = evaluate_batches(
-            model, loader, device=device, precision=precision, skip_corrupt=args.skip_corrupt,
-            return_logits=bool(args.save_logits), progress=bar,
-        )  # fmt: skip
+            model,
+            loader,
+            device=device,
+            precision=precision,
+            skip_corrupt=args.skip_corrupt,
+            return_logits=bool(args.save_logits),
+            progress=bar,
+        )
     if args.save_logits:
         blob = {
             "logits": res.pop("logits"),
@@ -197,16 +212,23 @@ def _eval(args: argparse.Namespace) -> int:
         }
         atomic_write(args.save_logits, lambda p: torch.save(blob, p))
     res.update(
-        weights=str(args.weights), model=meta.get("model"), dataset=dataset, split=args.split,
-        tta=args.tta, preprocessing=prep.to_metadata(), precision=precision.describe(),
-    )  # fmt: skip
+        weights=str(args.weights),
+        model=meta.get("model"),
+        dataset=dataset,
+        split=args.split,
+        tta=args.tta,
+        preprocessing=prep.to_metadata(),
+        precision=precision.describe(),
+    )
     if args.json:
         print(json.dumps(res, indent=2, sort_keys=True))
         return 0
     skipped = res["skipped_corrupt"]
     extra = f" ({skipped} corrupt images skipped)" if skipped else ""
-    print(f"{meta.get('model')} on {dataset} {args.split}: top-1 err {res['top1_err']:.2f}%  "
-          f"top-5 err {res['top5_err']:.2f}%  loss {res['loss']:.4f}  n={res['n']}{extra}")  # fmt: skip
+    print(
+        f"{meta.get('model')} on {dataset} {args.split}: top-1 err {res['top1_err']:.2f}%  "
+        f"top-5 err {res['top5_err']:.2f}%  loss {res['loss']:.4f}  n={res['n']}{extra}"
+    )
     return 0
 
 

@@ -194,8 +194,10 @@ def _recipes(args: argparse.Namespace) -> int:
         assumed = recipe_assumed(name)
         if assumed:
             print("  assumed: " + ", ".join(f"{k}={_show(getattr(cfg, k))}" for k in assumed))
-    print("\n`senet recipes NAME` prints a recipe's full config; `senet train --help` its options.",
-          file=sys.stderr)  # fmt: skip
+    print(
+        "\n`senet recipes NAME` prints a recipe's full config; `senet train --help` its options.",
+        file=sys.stderr,
+    )
     return 0
 
 

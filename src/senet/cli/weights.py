@@ -46,25 +46,38 @@ def _weights(args: argparse.Namespace) -> int:
     for e in entries:
         cached = cached_file(e)
         p = e.preprocessing
-        rows.append({
-            "model": e.model, "tag": e.tag, "default": default_tag(e.model) == e.tag,
-            "source": e.source, "top1": e.top1, "input_size": p.input_size,
-            "resize": p.resize_size, "interpolation": p.interpolation, "hash": e.hash_kind,
-            "sha256": e.sha256, "url": e.url, "cached": str(cached) if cached else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": e.model,
+                "tag": e.tag,
+                "default": default_tag(e.model) == e.tag,
+                "source": e.source,
+                "top1": e.top1,
+                "input_size": p.input_size,
+                "resize": p.resize_size,
+                "interpolation": p.interpolation,
+                "hash": e.hash_kind,
+                "sha256": e.sha256,
+                "url": e.url,
+                "cached": str(cached) if cached else None,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     header = ("model", "tag", "source", "top-1", "eval", "hash", "cached")
     table = [
         (
-            r["model"], r["tag"] + (" *" if r["default"] else ""), r["source"],
+            r["model"],
+            r["tag"] + (" *" if r["default"] else ""),
+            r["source"],
             f"{r['top1']:.2f}" if r["top1"] is not None else "-",
-            f"{r['resize']}→{r['input_size']} {r['interpolation']}", r["hash"],
+            f"{r['resize']}→{r['input_size']} {r['interpolation']}",
+            r["hash"],
             "yes" if r["cached"] else "-",
         )
         for r in rows
-    ]  # fmt: skip
+    ]
     widths = [max(len(str(row[i])) for row in (header, *table)) for i in range(len(header))]
     for row in (header, *table):
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())

@@ -401,11 +401,15 @@ class FileBatchLoader:
     def _dataloader(self) -> DataLoader:
         if self._loader is None:
             self._loader = DataLoader(
-                _SeededSamples(self.dataset, self.seed, self.rank), batch_size=self.local,
-                sampler=self._positions, drop_last=self.train, num_workers=self.workers,
-                pin_memory=torch.cuda.is_available(), persistent_workers=self.workers > 0,
+                _SeededSamples(self.dataset, self.seed, self.rank),
+                batch_size=self.local,
+                sampler=self._positions,
+                drop_last=self.train,
+                num_workers=self.workers,
+                pin_memory=torch.cuda.is_available(),
+                persistent_workers=self.workers > 0,
                 generator=generator(self.seed, self.rank),
-            )  # fmt: skip
+            )
         return self._loader
 
     def iterate(self, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -485,20 +489,46 @@ def build_loader(
             m, s = dataset.channel_stats()
             mean, std = mean or m, std or s
         return TensorBatchLoader(
-            dataset, batch_size, train=train, augment=augment, crop_padding=crop_padding,
-            cutout=cutout, balanced=balanced, mean=mean, std=std, seed=seed, rank=rank,
-            world_size=world_size, device=device, channels_last=channels_last,
-        )  # fmt: skip
+            dataset,
+            batch_size,
+            train=train,
+            augment=augment,
+            crop_padding=crop_padding,
+            cutout=cutout,
+            balanced=balanced,
+            mean=mean,
+            std=std,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            device=device,
+            channels_last=channels_last,
+        )
     if isinstance(dataset, FolderDataset):
         size = input_size or 224
         tf = file_transform(
-            train, augment, size, eval_resize, mean or IMAGENET_MEAN, std or IMAGENET_STD,
-            crop_padding, rrc_scale_min, cutout,
-        )  # fmt: skip
+            train,
+            augment,
+            size,
+            eval_resize,
+            mean or IMAGENET_MEAN,
+            std or IMAGENET_STD,
+            crop_padding,
+            rrc_scale_min,
+            cutout,
+        )
         return FileBatchLoader(
-            dataset, batch_size, train=train, transform=tf, seed=seed, rank=rank,
-            world_size=world_size, workers=workers, channels_last=channels_last, balanced=balanced,
-        )  # fmt: skip
+            dataset,
+            batch_size,
+            train=train,
+            transform=tf,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            workers=workers,
+            channels_last=channels_last,
+            balanced=balanced,
+        )
     raise ValueError(
         f"build_loader takes an ImageTensorSet or FolderDataset, not {type(dataset).__name__}"
     )

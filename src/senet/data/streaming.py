@@ -57,8 +57,13 @@ def _load(
 class ImageFiles(Dataset):
     """Image files ``(path, label)`` opened and transformed one at a time."""
 
-    def __init__(self, samples: Sequence[tuple[str, int]], classes: Sequence[str], prep: Preprocessing,
-                 transform: Callable[[Any], torch.Tensor]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, int]],
+        classes: Sequence[str],
+        prep: Preprocessing,
+        transform: Callable[[Any], torch.Tensor],
+    ) -> None:
         self.samples, self.classes = list(samples), list(classes)
         self.prep, self.transform = prep, transform
 
@@ -74,8 +79,9 @@ class ImageFiles(Dataset):
 class TensorImages(Dataset):
     """A decoded ``ImageTensorSet`` (uint8 N×C×H×W) through the same PIL transform as files."""
 
-    def __init__(self, data: ImageTensorSet, prep: Preprocessing,
-                 transform: Callable[[Any], torch.Tensor]) -> None:  # fmt: skip
+    def __init__(
+        self, data: ImageTensorSet, prep: Preprocessing, transform: Callable[[Any], torch.Tensor]
+    ) -> None:
         self.data, self.classes = data, list(data.classes)
         self.prep, self.transform = prep, transform
 
@@ -95,8 +101,14 @@ class TensorImages(Dataset):
 class ArchiveImages(IterableDataset):
     """The ``split`` of an ImageFolder tree inside a tar archive, read member by member."""
 
-    def __init__(self, archive: str | Path, samples: Sequence[tuple[str, int]], classes: Sequence[str],
-                 prep: Preprocessing, transform: Callable[[Any], torch.Tensor]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        archive: str | Path,
+        samples: Sequence[tuple[str, int]],
+        classes: Sequence[str],
+        prep: Preprocessing,
+        transform: Callable[[Any], torch.Tensor],
+    ) -> None:
         self.archive = Path(archive)
         self.labels = dict(samples)
         self.classes = list(classes)

@@ -109,9 +109,12 @@ def evaluate_batches(
             "no image could be evaluated (the split is empty or every image is unreadable)"
         )
     result: dict[str, Any] = {
-        "top1_err": 100.0 * (1 - hits1 / n), "top5_err": 100.0 * (1 - hits5 / n),
-        "loss": loss_sum / n, "n": n, "skipped_corrupt": len(skipped),
-    }  # fmt: skip
+        "top1_err": 100.0 * (1 - hits1 / n),
+        "top5_err": 100.0 * (1 - hits5 / n),
+        "loss": loss_sum / n,
+        "n": n,
+        "skipped_corrupt": len(skipped),
+    }
     if return_logits:
         result["logits"], result["labels"] = torch.cat(scores), torch.cat(labels)
     return result

@@ -87,9 +87,15 @@ def export_onnx(
         try:
             with torch.no_grad():
                 torch.onnx.export(
-                    model, (x,), str(tmp), dynamo=False, input_names=["images"], output_names=["logits"],
-                    dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-                )  # fmt: skip
+                    model,
+                    (x,),
+                    str(tmp),
+                    dynamo=False,
+                    input_names=["images"],
+                    output_names=["logits"],
+                    dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+                    opset_version=opset,
+                )
         except Exception as err:  # the exporter's errors carry the whole graph: keep one line
             raise RuntimeError(
                 f"ONNX export at opset {opset} failed ({_first_line(err)}); try the default "

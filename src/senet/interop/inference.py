@@ -43,9 +43,12 @@ class Prediction:
             return {"path": self.path, "error": self.error}
         index, name, prob = self.top[0]
         return {
-            "path": self.path, "top1": name, "top1_index": index, "top1_prob": prob,
+            "path": self.path,
+            "top1": name,
+            "top1_index": index,
+            "top1_prob": prob,
             "topk": [{"index": i, "class": n, "prob": p} for i, n, p in self.top],
-        }  # fmt: skip
+        }
 
 
 def load_classifier(

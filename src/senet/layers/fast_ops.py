@@ -182,9 +182,16 @@ def _affine(g: torch.Tensor, s: torch.Tensor, d: torch.Tensor | None) -> torch.T
         nc = n * c
         ones, zeros = _unit_stats(nc, p)
         out = torch.batch_norm(
-            g.view(1, nc, *g.shape[2:]), s.reshape(nc).to(p), d.reshape(nc).to(p),
-            zeros, ones, False, 0.0, 0.0, False,
-        )  # fmt: skip
+            g.view(1, nc, *g.shape[2:]),
+            s.reshape(nc).to(p),
+            d.reshape(nc).to(p),
+            zeros,
+            ones,
+            False,
+            0.0,
+            0.0,
+            False,
+        )
         return out.view(g.shape)
     tile = _cl_tile(g)
     if tile:
@@ -209,9 +216,17 @@ def sum_hw_product(
         ones, zeros = _unit_stats(nc, p)
         view = (1, nc, *x.shape[2:])
         _, gw, _ = torch.ops.aten.native_batch_norm_backward(
-            g.view(view), x.view(view), ones, None, None, zeros, ones, True, 0.0,
+            g.view(view),
+            x.view(view),
+            ones,
+            None,
+            None,
+            zeros,
+            ones,
+            True,
+            0.0,
             [False, True, False],
-        )  # fmt: skip
+        )
         return _as(gw.view(n, c), dtype)
     if _cl_bn(g, x):
         # the same BN backward, channels-last kernel, per sample (channels are per sample here)
@@ -219,11 +234,19 @@ def sum_hw_product(
         ones, zeros = _unit_stats(c, p)
         parts = [
             torch.ops.aten.native_batch_norm_backward(
-                g[i : i + 1], x[i : i + 1], ones, None, None, zeros, ones, True, 0.0,
+                g[i : i + 1],
+                x[i : i + 1],
+                ones,
+                None,
+                None,
+                zeros,
+                ones,
+                True,
+                0.0,
                 [False, True, False],
             )[1]
             for i in range(n)
-        ]  # fmt: skip
+        ]
         return _as(torch.stack(parts), dtype)
     per_sample = x[0].numel() * x.element_size() if n else 1
     step = max(1, _CHUNK_BYTES // max(per_sample, 1))

@@ -51,8 +51,11 @@ class ConsoleLog(TrainLog):
         elif self.enabled and time.perf_counter() - self.last_note > NOTE_EVERY_S:
             self.last_note = time.perf_counter()
             loss, n = sums[0].item(), sums[3].item()
-            print(f"  epoch {epoch + 1} step {step + 1}/{steps}: loss {loss / max(n, 1):.4f}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"  epoch {epoch + 1} step {step + 1}/{steps}: loss {loss / max(n, 1):.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

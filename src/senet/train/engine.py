@@ -259,9 +259,15 @@ def evaluate(
         meta = getattr(model, "checkpoint_metadata", {}) or {}
         resize = meta.get("resize", meta.get("eval_resize"))
         data = build_loader(
-            data, batch_size, train=False, mean=mean or meta.get("mean"), std=std or meta.get("std"),
-            device=device, input_size=meta.get("input_size"), eval_resize=resize,
-        )  # fmt: skip
+            data,
+            batch_size,
+            train=False,
+            mean=mean or meta.get("mean"),
+            std=std or meta.get("std"),
+            device=device,
+            input_size=meta.get("input_size"),
+            eval_resize=resize,
+        )
     was_training = model.training
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1 hits, top-5 hits, n
@@ -287,8 +293,11 @@ def evaluate(
     if n == 0:
         raise ValueError("evaluation data is empty")
     out: dict[str, Any] = {
-        "top1_err": 100.0 * (1 - c1 / n), "top5_err": 100.0 * (1 - c5 / n), "loss": loss_sum / n, "n": int(n),
-    }  # fmt: skip
+        "top1_err": 100.0 * (1 - c1 / n),
+        "top5_err": 100.0 * (1 - c5 / n),
+        "loss": loss_sum / n,
+        "n": int(n),
+    }
     if return_logits:
         out["logits"], out["labels"] = torch.cat(logits_all), torch.cat(labels_all)
     return out

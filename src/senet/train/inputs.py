@@ -51,9 +51,11 @@ def build_inputs(
     """Train loader, validation loader and what the weights record (classes checked to agree)."""
     in_memory = _in_memory(config)
     common = {
-        "in_memory": in_memory, "input_size": config.input_size, "skip_corrupt": config.skip_corrupt,
+        "in_memory": in_memory,
+        "input_size": config.input_size,
+        "skip_corrupt": config.skip_corrupt,
         "download": config.download,
-    }  # fmt: skip
+    }
     train_set = build_dataset(
         config.dataset, config.data_dir, config.train_split, subset=config.train_subset, **common
     )
@@ -64,12 +66,22 @@ def build_inputs(
     prep = preprocessing_for(config, train_set)
     info = DataInfo(prep, list(train_set.classes))
     kw = {
-        "augment": config.augment, "crop_padding": config.crop_padding, "rrc_scale_min": config.rrc_scale_min,
-        "cutout": config.cutout, "balanced": config.balanced_sampler,
-        "input_size": prep.input_size, "eval_resize": prep.resize, "mean": prep.mean, "std": prep.std,
-        "seed": config.seed, "rank": rank, "world_size": world_size, "device": device,
-        "workers": config.workers, "channels_last": config.channels_last,
-    }  # fmt: skip
+        "augment": config.augment,
+        "crop_padding": config.crop_padding,
+        "rrc_scale_min": config.rrc_scale_min,
+        "cutout": config.cutout,
+        "balanced": config.balanced_sampler,
+        "input_size": prep.input_size,
+        "eval_resize": prep.resize,
+        "mean": prep.mean,
+        "std": prep.std,
+        "seed": config.seed,
+        "rank": rank,
+        "world_size": world_size,
+        "device": device,
+        "workers": config.workers,
+        "channels_last": config.channels_last,
+    }
     train_loader = build_loader(train_set, config.batch_size, train=True, **kw)
     val_loader = build_loader(
         val_set, config.eval_batch_size or max(config.batch_size, 256), train=False, **kw
@@ -135,15 +147,25 @@ def build_eval_loader(
         prep = None
     input_size = prep.input_size if prep is not None else config.input_size
     data = build_dataset(
-        config.dataset, config.data_dir, split, in_memory=in_memory, input_size=input_size,
-        subset=subset if subset is not None else config.val_subset, skip_corrupt=config.skip_corrupt,
+        config.dataset,
+        config.data_dir,
+        split,
+        in_memory=in_memory,
+        input_size=input_size,
+        subset=subset if subset is not None else config.val_subset,
+        skip_corrupt=config.skip_corrupt,
         download=config.download,
-    )  # fmt: skip
+    )
     if prep is None:
         train = build_dataset(
-            config.dataset, config.data_dir, config.train_split, in_memory=in_memory,
-            input_size=config.input_size, subset=config.train_subset, download=config.download,
-        )  # fmt: skip
+            config.dataset,
+            config.data_dir,
+            config.train_split,
+            in_memory=in_memory,
+            input_size=config.input_size,
+            subset=config.train_subset,
+            download=config.download,
+        )
         prep = preprocessing_for(config, train)
     if meta.get("classes") and list(meta["classes"]) != list(data.classes):
         raise ValueError(
@@ -151,6 +173,13 @@ def build_eval_loader(
             "evaluate on data with the same class folders"
         )
     return build_loader(
-        data, batch_size, train=False, input_size=prep.input_size, eval_resize=prep.resize_size,
-        mean=prep.mean, std=prep.std, device=device, workers=config.workers,
-    )  # fmt: skip
+        data,
+        batch_size,
+        train=False,
+        input_size=prep.input_size,
+        eval_resize=prep.resize_size,
+        mean=prep.mean,
+        std=prep.std,
+        device=device,
+        workers=config.workers,
+    )

@@ -260,9 +260,14 @@ class _Run:
 
     @classmethod
     def _build(
-        cls, config: TrainConfig, dist: D.DistInfo, log: TrainLog, out: Path, precision: str,
+        cls,
+        config: TrainConfig,
+        dist: D.DistInfo,
+        log: TrainLog,
+        out: Path,
+        precision: str,
         state: dict[str, Any] | None,
-    ) -> _Run:  # fmt: skip
+    ) -> _Run:
         device = dist.device
         train_loader, val_loader, info = build_inputs(config, dist.rank, dist.world_size, device)
         torch.manual_seed(config.seed)
@@ -281,9 +286,12 @@ class _Run:
         layout = torch.channels_last if config.channels_last else torch.preserve_format
         model.to(device, memory_format=layout)
         optimizer = torch.optim.SGD(
-            param_groups(model, config), lr=config.effective_lr, momentum=config.momentum,
-            nesterov=config.nesterov, weight_decay=config.weight_decay,
-        )  # fmt: skip
+            param_groups(model, config),
+            lr=config.effective_lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
         scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
         schedule = LRSchedule(config, len(train_loader))
         fwd = model
@@ -292,11 +300,30 @@ class _Run:
             fwd = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         fwd = torch.compile(fwd) if config.compile else fwd
         runner = StepRunner(
-            fwd, optimizer, schedule.lr, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-            amp=config.amp, scaler=scaler, seed=config.seed, dist=dist, device=device,
-        )  # fmt: skip
-        run = cls(config, dist, log, out, train_loader, val_loader, info, model, runner, schedule,
-                  precision, describe_start(config))  # fmt: skip
+            fwd,
+            optimizer,
+            schedule.lr,
+            nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+            amp=config.amp,
+            scaler=scaler,
+            seed=config.seed,
+            dist=dist,
+            device=device,
+        )
+        run = cls(
+            config,
+            dist,
+            log,
+            out,
+            train_loader,
+            val_loader,
+            info,
+            model,
+            runner,
+            schedule,
+            precision,
+            describe_start(config),
+        )
         if state is not None:
             run._restore(state)
         return run
@@ -325,18 +352,30 @@ class _Run:
         """Checkpoint position (``epoch`` in progress, ``step`` within it) on rank 0; all wait."""
         if self.dist.is_main:
             scaler = self.runner.scaler
-            save_checkpoint(self.out / CHECKPOINT, {
-                "model": self.model.state_dict(), "optimizer": self.runner.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
-                "epoch": epoch, "step": step, "history": self.history, "config": self.config_dict(),
-                "partial": None if sums is None else sums.cpu(),
-            })  # fmt: skip
+            save_checkpoint(
+                self.out / CHECKPOINT,
+                {
+                    "model": self.model.state_dict(),
+                    "optimizer": self.runner.optimizer.state_dict(),
+                    "schedule": self.schedule.state_dict(),
+                    "scaler": scaler.state_dict()
+                    if scaler is not None and scaler.is_enabled()
+                    else {},
+                    "epoch": epoch,
+                    "step": step,
+                    "history": self.history,
+                    "config": self.config_dict(),
+                    "partial": None if sums is None else sums.cpu(),
+                },
+            )
         D.barrier(self.dist)
 
     def config_dict(self) -> dict[str, Any]:
-        return {**self.config.to_dict(), "world_size": self.dist.world_size,
-                "precision": self.precision}  # fmt: skip
+        return {
+            **self.config.to_dict(),
+            "world_size": self.dist.world_size,
+            "precision": self.precision,
+        }
 
     def run_epochs(self) -> dict[str, Any]:
         """Train the remaining epochs; the summary, or a dict saying where it stopped."""
@@ -365,8 +404,13 @@ class _Run:
             self.log.message(
                 f"stopped after {len(self.history)}/{cfg.epochs} epochs; continue with --resume"
             )
-            return {"status": "stopped", "epoch": len(self.history), "step": 0, "out": str(out),
-                    "history": self.history}  # fmt: skip
+            return {
+                "status": "stopped",
+                "epoch": len(self.history),
+                "step": 0,
+                "out": str(out),
+                "history": self.history,
+            }
         return self.finish(time.perf_counter() - t_run)
 
     def _epoch(self, epoch: int, stop: StopFlag) -> dict[str, Any] | None:
@@ -376,20 +420,33 @@ class _Run:
         self.runner.train_mode = lambda: set_train_mode(self.model, cfg, epoch, self.runner.model)
         self.runner.frozen = frozen_bn_params(self.model, cfg, epoch)
         try:
-            res = train_one_epoch(self.runner, self.train_loader, epoch, start_step=start,
-                                  sums=partial, stop=stop, log=self.log, epochs=cfg.epochs)  # fmt: skip
+            res = train_one_epoch(
+                self.runner,
+                self.train_loader,
+                epoch,
+                start_step=start,
+                sums=partial,
+                stop=stop,
+                log=self.log,
+                epochs=cfg.epochs,
+            )
         except NonFiniteLossError as err:
             last = f"end of epoch {self.history[-1]['epoch'] if self.history else epoch}"
-            kept = (f"the last good checkpoint {self.out / CHECKPOINT} ({last}) is kept"
-                    if (self.out / CHECKPOINT).is_file() else "no checkpoint was written yet")  # fmt: skip
+            kept = (
+                f"the last good checkpoint {self.out / CHECKPOINT} ({last}) is kept"
+                if (self.out / CHECKPOINT).is_file()
+                else "no checkpoint was written yet"
+            )
             raise NonFiniteLossError(
                 f"{err}; stopped, {kept}. Lower --lr, add --warmup-epochs or "
                 "--constant-warmup-iters, or check the data"
             ) from None
         if res.interrupted:
             self.save_state(epoch, res.next_step, res.sums)
-            self.log.message(f"interrupted (signal {stop.signal}); checkpoint saved at epoch "
-                             f"{epoch + 1} step {res.next_step}; continue with --resume")  # fmt: skip
+            self.log.message(
+                f"interrupted (signal {stop.signal}); checkpoint saved at epoch "
+                f"{epoch + 1} step {res.next_step}; continue with --resume"
+            )
             return {
                 "status": "interrupted",
                 "epoch": epoch,
@@ -411,8 +468,10 @@ class _Run:
         if self.schedule.finished:
             self.log.message(f"stopping: {self.schedule.stop_reason()}")
         if stop.signal is not None:
-            self.log.message(f"interrupted (signal {stop.signal}) after epoch {epoch + 1}; "
-                             "continue with --resume")  # fmt: skip
+            self.log.message(
+                f"interrupted (signal {stop.signal}) after epoch {epoch + 1}; "
+                "continue with --resume"
+            )
             return {"status": "interrupted", "epoch": epoch + 1, "step": 0, "out": str(self.out)}
         return None
 
@@ -422,11 +481,17 @@ class _Run:
         loss_sum, c1, c5, n = res.sums.tolist()
         before = partial[3].item() if partial is not None else 0.0
         rec: dict[str, Any] = {
-            "epoch": epoch + 1, "lr": res.lr, "train_loss": loss_sum / n,
-            "train_top1_err": 100 * (1 - c1 / n), "train_top5_err": 100 * (1 - c5 / n),
-            "images_per_s": (n - before) / max(res.time_s, 1e-9), "epoch_time_s": res.time_s,
-            "val_loss": None, "val_top1_err": None, "val_top5_err": None,
-        }  # fmt: skip
+            "epoch": epoch + 1,
+            "lr": res.lr,
+            "train_loss": loss_sum / n,
+            "train_top1_err": 100 * (1 - c1 / n),
+            "train_top5_err": 100 * (1 - c5 / n),
+            "images_per_s": (n - before) / max(res.time_s, 1e-9),
+            "epoch_time_s": res.time_s,
+            "val_loss": None,
+            "val_top1_err": None,
+            "val_top5_err": None,
+        }
         t1 = time.perf_counter()
         cfg = self.config
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
@@ -437,8 +502,13 @@ class _Run:
     def _validate(self) -> dict[str, float]:
         """Validation loss and errors of the current weights (all ranks)."""
         D.broadcast_buffers(self.model, self.dist)
-        ev = evaluate(self.model, self.val_loader, device=self.dist.device, amp=self.config.amp,
-                      dist=self.dist)  # fmt: skip
+        ev = evaluate(
+            self.model,
+            self.val_loader,
+            device=self.dist.device,
+            amp=self.config.amp,
+            dist=self.dist,
+        )
         return {
             "val_loss": ev["loss"],
             "val_top1_err": ev["top1_err"],
@@ -452,24 +522,43 @@ class _Run:
         vals = [r["val_top1_err"] for r in history if r.get("val_top1_err") is not None]
         tl, vl = self.train_loader.dataset, self.val_loader.dataset
         summary: dict[str, Any] = {
-            "status": "finished", "model": cfg.model, "dataset": cfg.dataset, "recipe": cfg.recipe,
-            "epochs": len(history), "max_epochs": cfg.epochs, **self._stop(),
-            "seed": cfg.seed, "world_size": self.dist.world_size,
-            "train_loss": last["train_loss"], "train_top1_err": last["train_top1_err"],
-            "val_loss": last["val_loss"], "val_top1_err": last["val_top1_err"], "val_top5_err": last["val_top5_err"],
+            "status": "finished",
+            "model": cfg.model,
+            "dataset": cfg.dataset,
+            "recipe": cfg.recipe,
+            "epochs": len(history),
+            "max_epochs": cfg.epochs,
+            **self._stop(),
+            "seed": cfg.seed,
+            "world_size": self.dist.world_size,
+            "train_loss": last["train_loss"],
+            "train_top1_err": last["train_top1_err"],
+            "val_loss": last["val_loss"],
+            "val_top1_err": last["val_top1_err"],
+            "val_top5_err": last["val_top5_err"],
             "best_val_top1_err": min(vals) if vals else None,
-            "train_images": len(tl), "val_images": len(vl),
-            "skipped_corrupt": {"train": len(getattr(tl, "skipped", [])), "val": len(getattr(vl, "skipped", []))},
+            "train_images": len(tl),
+            "val_images": len(vl),
+            "skipped_corrupt": {
+                "train": len(getattr(tl, "skipped", [])),
+                "val": len(getattr(vl, "skipped", [])),
+            },
             "params": sum(p.numel() for p in self.model.parameters()),
             "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-            "started_from": self.started_from, "precision": self.precision, "amp": cfg.amp,
+            "started_from": self.started_from,
+            "precision": self.precision,
+            "amp": cfg.amp,
             "channels_last": cfg.channels_last,
             "train_time_s": sum(r["epoch_time_s"] for r in history),
             "mean_images_per_s": sum(r["images_per_s"] for r in history) / len(history),
-            "device": str(self.dist.device), "torch": torch.__version__, "senet": __version__,
-            "python": platform.python_version(), "machine": platform.machine(),
-            "out": str(out), "this_call_time_s": run_time,
-        }  # fmt: skip
+            "device": str(self.dist.device),
+            "torch": torch.__version__,
+            "senet": __version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "out": str(out),
+            "this_call_time_s": run_time,
+        }
         if self.dist.is_main:
             self._write_results(summary)
         D.barrier(self.dist)
@@ -493,8 +582,11 @@ class _Run:
             self.log.message(note)
         atomic_write_json(out / "summary.json", summary)
         skipped = summary["skipped_corrupt"]
-        extra = (f"; skipped {skipped['train']}+{skipped['val']} corrupt images"
-                 if any(skipped.values()) else "")  # fmt: skip
+        extra = (
+            f"; skipped {skipped['train']}+{skipped['val']} corrupt images"
+            if any(skipped.values())
+            else ""
+        )
         v1 = "n/a" if last["val_top1_err"] is None else f"{last['val_top1_err']:.2f}%"
         v5 = "n/a" if last["val_top5_err"] is None else f"{last['val_top5_err']:.2f}%"
         print(

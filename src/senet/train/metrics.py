@@ -14,9 +14,18 @@ import torch
 from senet.utils.io import atomic_write, atomic_write_text
 
 CSV_FIELDS = (
-    "epoch", "lr", "train_loss", "train_top1_err", "train_top5_err", "val_loss", "val_top1_err",
-    "val_top5_err", "images_per_s", "epoch_time_s", "eval_time_s",
-)  # fmt: skip
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_top1_err",
+    "train_top5_err",
+    "val_loss",
+    "val_top1_err",
+    "val_top5_err",
+    "images_per_s",
+    "epoch_time_s",
+    "eval_time_s",
+)
 
 
 @torch.no_grad()
@@ -113,9 +122,14 @@ def plot_comparison(runs: dict[str, list[dict[str, Any]]], path: Path, title: st
         color = f"C{i}"
         ep = [r["epoch"] for r in history]
         ax.plot(
-            ep, [r["train_top1_err"] for r in history], ls="--", marker="o", ms=3, color=color,
+            ep,
+            [r["train_top1_err"] for r in history],
+            ls="--",
+            marker="o",
+            ms=3,
+            color=color,
             label=f"{name} train",
-        )  # fmt: skip
+        )
         val = [
             (r["epoch"], r["val_top1_err"]) for r in history if r.get("val_top1_err") is not None
         ]

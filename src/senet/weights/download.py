@@ -144,9 +144,15 @@ def _check_format(tmp: Path, name: str, url: str) -> None:
 
 def _progress_bar(total: int | None, name: str, enabled: bool) -> tqdm:
     return tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"downloading {name}",
-        disable=None if enabled else True, file=sys.stderr, leave=False,
-    )  # fmt: skip
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=f"downloading {name}",
+        disable=None if enabled else True,
+        file=sys.stderr,
+        leave=False,
+    )
 
 
 def _remove_empty(folder: Path) -> None:

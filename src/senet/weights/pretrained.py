@@ -106,9 +106,12 @@ def read_pretrained(
         entry = source
         path = fetch(entry, progress)
         origin = {
-            "weights": entry.name, "url": entry.url, "sha256": entry.sha256,
-            "source": entry.source, "file": path.name,
-        }  # fmt: skip
+            "weights": entry.name,
+            "url": entry.url,
+            "sha256": entry.sha256,
+            "source": entry.source,
+            "file": path.name,
+        }
         if (
             entry.source == "senet"
         ):  # senet's own file: its metadata describes it, transform included
@@ -254,8 +257,11 @@ def build_pretrained(
     meta["source"] = {**w.origin, "reinitialised": reinit, "adapted": adapted}
     model.checkpoint_metadata = meta  # type: ignore[assignment]
     model.pretrained_cfg = {  # type: ignore[assignment]
-        **w.origin, "preprocessing": prep, "reinitialised": reinit, "adapted": adapted,
-    }  # fmt: skip
+        **w.origin,
+        "preprocessing": prep,
+        "reinitialised": reinit,
+        "adapted": adapted,
+    }
     return model
 
 

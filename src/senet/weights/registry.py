@@ -143,10 +143,18 @@ def register(
         mirror = Mirror(m) if isinstance(m, str) else m if isinstance(m, Mirror) else Mirror(*m)
         copies.append(Mirror(_check_url(mirror.url, what), _check_hash(mirror.sha256, what)))
     entry = WeightsEntry(
-        model=model, tag=tag, url=_check_url(url, what), sha256=_check_hash(sha256, what),
-        source=source, preprocessing=prep, top1=top1, num_classes=num_classes,
-        mirrors=tuple(copies), reference=reference, description=description,
-    )  # fmt: skip
+        model=model,
+        tag=tag,
+        url=_check_url(url, what),
+        sha256=_check_hash(sha256, what),
+        source=source,
+        preprocessing=prep,
+        top1=top1,
+        num_classes=num_classes,
+        mirrors=tuple(copies),
+        reference=reference,
+        description=description,
+    )
     _WEIGHTS.setdefault(model, {})[tag] = entry
     if default or model not in _DEFAULT:
         _DEFAULT[model] = tag
