@@ -13,56 +13,13 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import functools
 import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Union, get_args, get_origin
 
-_TRUE, _FALSE, _NONE = ("true", "yes", "on"), ("false", "no", "off"), ("none", "null")
-
-
-def parse_value(text: str) -> object:
-    """``8`` → 8, ``0.5`` → 0.5, ``true`` → True, ``none`` → None, ``1,2`` / ``(1,2)`` → (1, 2),
-    ``'a b'`` → "a b", else the text itself (``tanh``). Lists become tuples."""
-    text = text.strip()
-    if not text:
-        raise ValueError("empty value")
-    low = text.lower()
-    if low in _TRUE or low in _FALSE:
-        return low in _TRUE
-    if low in _NONE:
-        return None
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        if text[0] in "([{'\"" or text[-1] in ")]}'\"":
-            raise ValueError(
-                f"cannot read {text!r} (unbalanced brackets or quotes?); write a tuple as 1,2 or (1,2)"
-            ) from None
-        if "," in text:
-            return tuple(parse_value(t) for t in text.split(",") if t.strip())
-        return text
-    return _tuples(value)
-
-
-def _tuples(value: object) -> object:
-    if isinstance(value, list | tuple):
-        return tuple(_tuples(v) for v in value)
-    return value
-
-
-def parse_key_value(item: str, what: str = "model option") -> tuple[str, object]:
-    """``"reduction=8"`` → ``("reduction", 8)``; bad syntax raises a one-line ``ValueError``."""
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if not sep or not key or not key.isidentifier():
-        raise ValueError(f"{what} {item!r} must look like KEY=VALUE (e.g. -o reduction=8)")
-    try:
-        return key, parse_value(value)
-    except ValueError as err:
-        raise ValueError(f"{what} {item!r}: {err}") from None
+from senet.utils.options import FALSE_WORDS, TRUE_WORDS, parse_key_value, parse_value
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,9 +66,9 @@ def add_model_options_argument(parser: argparse.ArgumentParser | Any) -> None:
 
 def parse_bool(text: str) -> bool:
     low = text.strip().lower()
-    if low in _TRUE or low == "1":
+    if low in TRUE_WORDS or low == "1":
         return True
-    if low in _FALSE or low == "0":
+    if low in FALSE_WORDS or low == "0":
         return False
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true/false)")
 
@@ -182,7 +139,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _str_or_true(text: str) -> str | bool:
-    return True if text.strip().lower() in _TRUE else text
+    return True if text.strip().lower() in TRUE_WORDS else text
 
 
 def _non_none(tp: Any) -> list[Any]:

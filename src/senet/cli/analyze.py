@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from senet.cli._options import add_model_options_argument, parse_model_options
+from senet.cli._options import add_model_options_argument, parse_key_value, parse_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -139,10 +139,8 @@ def run_ablate(args: argparse.Namespace) -> int:
         if getattr(args, k) is not None
     }
     for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} must look like KEY=VALUE")
-        overrides[key.strip()] = ab.parse_value(value)
+        key, value = parse_key_value(item, "--set")
+        overrides[key] = value
     model_options = parse_model_options(args.model_options)
     if model_options:
         overrides["model_options"] = model_options

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from senet.cli._options import add_model_options_argument, parse_model_options
+from senet.cli._options import HelpFormatter, add_model_options_argument, parse_model_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(`senet weights`: se_resnet50.original, or a model name for its default weights). "
         "Preprocessing comes from the weights (the original release: 256 → 224 bilinear); "
         "images are streamed, never held in memory.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     e.add_argument("weights", help="model.safetensors, a run directory, or MODEL[.TAG]")
     data = e.add_argument_group("data")

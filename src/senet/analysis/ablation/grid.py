@@ -18,6 +18,7 @@ from typing import Any
 
 from senet.models.registry import SE_OPTIONS, build_model, get_entry
 from senet.train.recipes import RECIPES, choose_recipe
+from senet.utils.options import parse_value as parse_scalar
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,11 @@ class Run:
 
 
 def parse_value(text: str) -> Any:
-    """``4`` → 4, ``0.5`` → 0.5, ``true`` → True, ``none`` → None, ``1+2`` → (1, 2), else the string."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    if "+" in low:
-        return tuple(parse_value(p) for p in low.split("+"))
-    for kind in (int, float):
-        try:
-            return kind(low)
-        except ValueError:
-            pass
-    return text.strip()
+    """One ``--vary`` value: as every command reads values (``senet.utils.options.parse_value``),
+    with ``+`` joining a tuple (``1+2`` → (1, 2)), since commas separate the values."""
+    if "+" in text:
+        return tuple(parse_value(p) for p in text.split("+"))
+    return parse_scalar(text)
 
 
 def parse_vary(items: Sequence[str]) -> dict[str, list[Any]]:
