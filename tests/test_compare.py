@@ -66,6 +66,17 @@ def test_groups_and_welch(runs_dir: Path) -> None:
     assert "| cifar_se_resnet20 bf16 | 3 (+1 running) |" in table and "8.07 ± 0.21" in table
 
 
+def test_baseline_without_finished_runs(tmp_path: Path) -> None:
+    """While the baseline's runs are all unfinished, no row claims to be the baseline or a Δ."""
+    _fake_run(tmp_path, "cifar_resnet20", 0, 9.0, done=False)
+    _fake_run(tmp_path, "cifar_se_resnet20", 0, 8.0)
+    rows = compare_groups(find_runs([tmp_path]), baseline="cifar_resnet20 bf16")
+    lines = format_table(rows).splitlines()
+    assert lines[2].startswith("| cifar_resnet20 bf16 | 0 (+1 running) | – | – | baseline |")
+    # one finished run: its value without a ± 0.00 spread, and no comparison
+    assert lines[3].startswith("| cifar_se_resnet20 bf16 | 1 | 8.00 | s0: 8.00 | – |")
+
+
 def test_bad_baseline_and_missing_paths(runs_dir: Path, tmp_path: Path) -> None:
     runs = find_runs([runs_dir])
     with pytest.raises(ValueError, match="matches more than one group"):

@@ -105,7 +105,8 @@ class GroupRow:
     runs: list[Run]
     values: list[float] = field(default_factory=list)  # final metric of each finished run
     seeds: list[int] = field(default_factory=list)
-    test: dict[str, Any] | None = None  # Welch vs the baseline (None for the baseline itself)
+    test: dict[str, Any] | None = None  # Welch vs the baseline (None: the baseline, or no runs)
+    is_baseline: bool = False
 
     @property
     def finished(self) -> list[Run]:
@@ -143,6 +144,7 @@ def compare_groups(
                 row.values.append(value)
                 row.seeds.append(r.seed)
     base = _pick(rows, baseline)
+    base.is_baseline = True
     for row in rows:
         if row is not base and row.values and base.values:
             row.test = welch_t_test(row.values, base.values).as_dict()
@@ -171,9 +173,14 @@ def format_table(rows: Sequence[GroupRow], metric: str = "val_top1_err") -> str:
     ]
     for row in rows:
         m, s = row.stats()
+        spread = (
+            "–" if not row.values else f"{m:.2f}" + (f" ± {s:.2f}" if len(row.values) > 1 else "")
+        )
         per_seed = ", ".join(f"s{sd}: {v:.2f}" for sd, v in zip(row.seeds, row.values)) or "–"
-        if row.test is None:
+        if row.is_baseline:
             delta, p = "baseline", ""
+        elif row.test is None:  # no finished runs on one side yet
+            delta, p = "–", ""
         else:
             lo, hi = row.test["ci95"]
             ci = "" if math.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]"
@@ -185,7 +192,7 @@ def format_table(rows: Sequence[GroupRow], metric: str = "val_top1_err") -> str:
         unfinished = len(row.runs) - len(row.finished)
         n = f"{len(row.finished)}" + (f" (+{unfinished} running)" if unfinished else "")
         lines.append(
-            f"| {row.setting} | {n} | {m:.2f} ± {s:.2f} | {per_seed} | {delta} | {p} | "
+            f"| {row.setting} | {n} | {spread} | {per_seed} | {delta} | {p} | "
             f"{_num(params, '{:,.0f}')} | {_num(ips, '{:.0f}')} | {_num(wall and wall / 60, '{:.0f} min')} |"
         )
     return "\n".join(lines)
