@@ -297,7 +297,15 @@ def test_non_checkpoint_files_are_one_line_errors(
     files = {
         "text.pth": (
             lambda p: p.write_text("hello"),
-            "is not a PyTorch checkpoint or safetensors file",
+            "is not a PyTorch checkpoint or safetensors file (it is neither a zip archive",
+        ),
+        "random.pth": (
+            lambda p: p.write_bytes(bytes(range(7, 256)) * 4),
+            "is not a PyTorch checkpoint or safetensors file (it is neither a zip archive",
+        ),
+        "broken_pickle.pth": (
+            lambda p: p.write_bytes(b"\x80\x02garbage"),
+            "is not a readable PyTorch checkpoint (damaged or truncated?)",
         ),
         "whole.pth": (
             lambda p: torch.save(torchvision.models.resnet18(), p),
@@ -319,4 +327,5 @@ def test_non_checkpoint_files_are_one_line_errors(
         )
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+        assert "KeyError" not in err and "Weights only" not in err, err
     assert not (tmp_path / "out.safetensors").exists()

@@ -108,7 +108,8 @@ def test_resume_extends_and_config_reruns(tiny_imagefolder: Path, tmp_path: Path
     out = tmp_path / "run"
     assert run_senet(*tiny_args(tiny_imagefolder, out)).returncode == 0
     again = run_senet("train", "--resume", "--out", str(out))
-    assert again.returncode == 0 and "--epochs M (M > 2) extends it" in again.stderr
+    assert again.returncode == 2 and "--epochs M (M > 2) extends it" in again.stderr
+    assert "Traceback" not in again.stderr
     longer = run_senet("train", "--resume", "--out", str(out), "--epochs", "3")
     assert longer.returncode == 0, longer.stderr
     assert "extending the run from 2 to 3 epochs" in longer.stderr

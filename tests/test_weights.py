@@ -62,6 +62,7 @@ REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
     ("resnet101", "torchvision"): ("torchvision", "resnet101"),
     ("resnet152", "torchvision"): ("torchvision", "resnet152"),
     ("resnext50_32x4d", "torchvision"): ("torchvision", "resnext50_32x4d"),
+    ("vgg16_bn", "torchvision"): ("torchvision", "vgg16_bn"),
 }
 
 
@@ -188,7 +189,7 @@ def test_every_entry_maps_every_key_of_its_reference_architecture() -> None:
 
 def test_catalog_fields() -> None:
     entries = list_weights()
-    assert len(entries) == 27
+    assert len(entries) == 28
     for e in entries:
         assert e.hash_kind == "sha256-prefix" and len(e.sha256) == 8
         assert e.url.rsplit("/", 1)[-1].split("-")[-1].startswith(e.sha256)

@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from senet.bench.plain_loop import PlainCifarResNet
+from senet.data.datasets import ImageTensorSet, build_dataset
+from senet.data.loaders import TensorBatchLoader
+from senet.factory import create_model
 from senet.layers import ops
+from senet.layers.fuse import fold_batchnorm, optimize_for_inference
 
 Layout = str  # "nchw" | "cl"
 INFER_MODES = ("eager", "fused", "optimized", "jit", "compile")
@@ -81,14 +86,10 @@ def build_model(name: str, num_classes: int | None = None) -> nn.Module:
             ) from err
         return timm.create_model(name[5:], pretrained=False, num_classes=num_classes or 1000)
     if name.startswith("plain:"):
-        from senet.bench.plain_loop import PlainCifarResNet
-
         plain = {"cifar_resnet20": False, "cifar_se_resnet20": True}
         if name[6:] not in plain:
             raise ValueError(f"plain-loop reference has {sorted(plain)}; got {name[6:]!r}")
         return PlainCifarResNet(3, plain[name[6:]], num_classes or 10)
-    from senet.factory import create_model
-
     return create_model(name, num_classes=num_classes)
 
 
@@ -123,12 +124,8 @@ def infer_case(
     m = build_model(model).eval().to(memory_format=fmt)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
     if mode == "fused":
-        from senet.layers.fuse import fold_batchnorm
-
         m = fold_batchnorm(m, example=x[:1])
     elif mode == "optimized":
-        from senet.layers.fuse import optimize_for_inference
-
         m = optimize_for_inference(m, example=x[:1])
     elif mode == "compile":
         import torch._inductor.config as inductor
@@ -236,8 +233,6 @@ def loop_case(
 def load_cifar(data_dir: str | Path | None, subset: int, seed: int = 0):
     """CIFAR-10 training images in memory (``subset``, class-balanced), or generated ones when
     ``data_dir`` is None, as senet's data module holds them (uint8 N×3×32×32)."""
-    from senet.data.datasets import ImageTensorSet, build_dataset
-
     if data_dir is None:
         g = torch.Generator().manual_seed(seed)
         images = torch.randint(0, 256, (subset, 3, 32, 32), dtype=torch.uint8, generator=g)
@@ -256,8 +251,6 @@ def project_batches(
     data, batch: int, layout: Layout, seed: int = 0
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless training batches through senet's in-memory uint8 loader (crop+flip in tensor ops)."""
-    from senet.data.loaders import TensorBatchLoader
-
     mean, std = data.channel_stats()
     loader = TensorBatchLoader(
         data,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from senet._version import __version__
 from senet.utils.cpu import cpu_info
 
 
@@ -61,8 +62,6 @@ def _version(package: str) -> str | None:
 
 def environment() -> dict[str, object]:
     """Machine (CPU model, cores, threads), versions (python, torch, torchvision, timm, senet)."""
-    from senet._version import __version__
-
     info = cpu_info()
     return {
         "cpu": info.model,

@@ -17,6 +17,7 @@ from senet.bench.cases import (
     setting_name,
     train_case,
 )
+from senet.bench.plain_loop import imagefolder_batches, prepare_imagefolder
 
 
 @dataclass(frozen=True)
@@ -278,8 +279,6 @@ def _cifar_groups(
     g = f"cifar loop b{batch} (data included)"
 
     def build_loop() -> list[Case]:
-        from senet.bench.plain_loop import imagefolder_batches, prepare_imagefolder
-
         cases = []
         data = load_cifar(o.data_dir, o.cifar_subset)
         src = data.name

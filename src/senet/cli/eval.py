@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = subparsers.add_parser(
         "eval",
         help="evaluate weights: top-1/top-5 error",
-        description="Evaluate weights on a dataset split: top-1/top-5 error (%%), loss, count. "
+        description="Evaluate weights on a dataset split: top-1/top-5 error (%), loss, count. "
         "WEIGHTS is a .safetensors file, a training run directory, or registered weights "
         "(`senet weights`: se_resnet50.original, or a model name for its default weights). "
         "Preprocessing comes from the weights (the original release: 256 → 224 bilinear); "

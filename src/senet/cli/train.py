@@ -148,7 +148,8 @@ def _train(args: argparse.Namespace) -> int:
         print(json.dumps(config.to_dict(), indent=2, sort_keys=True))
         return 0
     result = train(config)
-    return {"interrupted": 130}.get(result.get("status", ""), 0)
+    # a finished run asked to train again did nothing: the one line above says how to extend it
+    return {"interrupted": 130, "already_finished": 2}.get(result.get("status", ""), 0)
 
 
 def _recipes(args: argparse.Namespace) -> int:

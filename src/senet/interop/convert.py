@@ -29,6 +29,8 @@ from typing import Any, Literal
 import torch
 
 from senet.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported)
+from senet.interop.maps_inception import from_timm_inception_resnet_v2
+from senet.models.registry import get_entry
 
 Source = Literal["original", "timm", "torchvision"]
 SOURCES: tuple[str, ...] = ("original", "timm", "torchvision")
@@ -140,7 +142,7 @@ def convert_state_dict(
             )
         new = dict(state)
     renamed = sum(1 for a, b in zip(state, new) if a != b)
-    fc = new.get("fc.weight")
+    fc = new.get("fc.weight", new.get("classifier.6.weight"))  # ResNets; VGG (torchvision's names)
     num_classes = int(fc.shape[0]) if fc is not None and fc.ndim == 2 else None
     return Conversion(new, source, options, num_classes, renamed)
 
@@ -153,13 +155,9 @@ def convert_for_model(
     timm's ``inception_resnet_v2`` (TF-slim names) is renamed by ``maps_inception``. The options a
     source implies (layout, timm's SE rounding) apply to the residual family only.
     """
-    from senet.models.registry import get_entry
-
     entry = get_entry(model)
     state = strip_prefix(state)
     if "conv2d_1a.conv.weight" in state and source in ("auto", "timm"):
-        from senet.interop.maps_inception import from_timm_inception_resnet_v2
-
         new = from_timm_inception_resnet_v2(state)
         fc = new.get("fc.weight")
         return Conversion(new, "timm", {}, int(fc.shape[0]) if fc is not None else None, len(new))

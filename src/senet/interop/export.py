@@ -48,6 +48,12 @@ def _check_diff(ref: torch.Tensor, out: torch.Tensor, atol: float, what: str) ->
     return diff
 
 
+def _ignore_shape_branch_warnings() -> None:
+    """The SE kernels branch on tensor shapes only to pick between numerically equal kernels, so
+    the tracer's "might not generalize" warnings about those branches are noise."""
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+
+
 def _example(input_size: int, batch: int, seed: int = 0, in_chans: int = 3) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, in_chans, input_size, input_size, generator=g)
@@ -84,6 +90,7 @@ def export_onnx(
             "ignore",
             message=".*(legacy TorchScript-based ONNX|Constant folding|feature will be removed).*",
         )
+        _ignore_shape_branch_warnings()
         try:
             with torch.no_grad():
                 torch.onnx.export(
@@ -144,6 +151,7 @@ def export_torchscript(
         warnings.filterwarnings(
             "ignore", category=FutureWarning, message=".*torch.jit.*deprecated.*"
         )
+        _ignore_shape_branch_warnings()
         try:
             with torch.no_grad():
                 traced = torch.jit.trace(model, (x,), check_trace=False)

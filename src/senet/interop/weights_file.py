@@ -98,6 +98,13 @@ def weights_path(path: str | Path, what: str = "weights") -> Path:
     return path
 
 
+def _looks_like_torch_save(path: Path) -> bool:
+    """``torch.save`` writes a zip archive (since 1.6) or, in the legacy format, a pickle."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """State dict and metadata from a safetensors file, or a ``.pt/.pth`` file (weights_only)."""
     path = Path(path)
@@ -116,18 +123,24 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         _refuse_pruned(raw, path)
         meta_blob = raw.get(METADATA_KEY)
         return state, json.loads(meta_blob) if meta_blob else {}
+    if not _looks_like_torch_save(path):
+        raise ValueError(
+            f"{path} is not a PyTorch checkpoint or safetensors file (it is neither a zip archive "
+            "nor a pickle); pass a .pth/.pt/.safetensors file holding a state dict"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         text = str(err)
-        if "Unsupported global" in text or "weights_only" in text.split("\n", 1)[0]:
+        if "Unsupported global" in text:
             raise ValueError(
                 f"checkpoint {path} pickles Python objects (a whole model saved with "
                 "torch.save(model)?), which senet does not load because unpickling runs code; "
                 "save and pass model.state_dict() instead"
             ) from None
+        why = "damaged or truncated?" if "Weights only load failed" in text else _one_line(err)
         raise ValueError(
-            f"{path} is not a PyTorch checkpoint or safetensors file ({_one_line(err)}); pass "
+            f"{path} is not a readable PyTorch checkpoint ({why}); pass "
             "a .pth/.pt/.safetensors file holding a state dict"
         ) from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):

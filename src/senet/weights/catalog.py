@@ -110,6 +110,8 @@ _TORCHVISION = [
     ("resnet152", "ResNet152", "IMAGENET1K_V2", "resnet152-f82ba261.pth", 82.284, 232),
     ("resnext50_32x4d", "ResNeXt50_32X4D", "IMAGENET1K_V1", "resnext50_32x4d-7cdf4587.pth", 77.618, 256),
     ("resnext50_32x4d", "ResNeXt50_32X4D", "IMAGENET1K_V2", "resnext50_32x4d-1a0047aa.pth", 81.198, 232),
+    # the plain twin of SE-VGG-16 (Table 5 uses VGG-16 with BN): torchvision's keys are senet's
+    ("vgg16_bn", "VGG16_BN", "IMAGENET1K_V1", "vgg16_bn-6c64b313.pth", 73.36, 256),
 ]  # fmt: skip
 for _model, _cls, _member, _file, _top1, _resize in _TORCHVISION:
     register(
