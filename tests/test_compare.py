@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from _helpers import run_senet
-from senet.analysis.runs import compare_groups, find_runs, format_table, group_runs
+from senet.analysis.runs import (
+    _curve_label,
+    compare_groups,
+    find_runs,
+    format_table,
+    group_runs,
+)
 from senet.analysis.significance import welch_t_test
 
 PLAIN = [8.6, 8.4, 8.9]
@@ -75,6 +81,10 @@ def test_baseline_without_finished_runs(tmp_path: Path) -> None:
     assert lines[2].startswith("| cifar_resnet20 bf16 | 0 (+1 running) | – | – | baseline |")
     # one finished run: its value without a ± 0.00 spread, and no comparison
     assert lines[3].startswith("| cifar_se_resnet20 bf16 | 1 | 8.00 | s0: 8.00 | – |")
+    # the curves' legend says when a group's later epochs average fewer runs
+    groups = group_runs(find_runs([tmp_path]))
+    assert _curve_label("a", groups["cifar_resnet20 bf16"]) == "a (1 run, 1 unfinished)"
+    assert _curve_label("b", groups["cifar_se_resnet20 bf16"]) == "b (1 run)"
 
 
 def test_bad_baseline_and_missing_paths(runs_dir: Path, tmp_path: Path) -> None:

@@ -250,7 +250,7 @@ def plot_group_curves(
                 ep, mean, lo, hi = _per_epoch(members, key)
                 if not ep:
                     continue
-                label = f"{name} ({len(members)} runs)" if key == metric else None
+                label = _curve_label(name, members) if key == metric else None
                 ax.plot(ep, mean, style, color=color, lw=1.4, label=label)
                 if key == metric and len(members) > 1:
                     ax.fill_between(ep, lo, hi, color=color, alpha=0.18, lw=0)
@@ -268,13 +268,21 @@ def plot_group_curves(
     fig.text(
         0.01,
         0.01,
-        "solid: validation (band: min–max over seeds); dashed: training (augmented)",
+        "solid: validation (band: min–max over seeds); dashed: training (augmented); "
+        "each epoch averages the runs that reached it",
         fontsize=7,
     )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     out = atomic_write(path, lambda p: fig.savefig(p, format="png"))
     plt.close(fig)
     return out
+
+
+def _curve_label(name: str, members: Sequence[Run]) -> str:
+    """``name (3 runs)``, or ``name (3 runs, 1 unfinished)``: later epochs average fewer runs."""
+    unfinished = sum(1 for r in members if not r.finished)
+    runs = f"{len(members)} run" + ("s" if len(members) != 1 else "")
+    return f"{name} ({runs}" + (f", {unfinished} unfinished)" if unfinished else ")")
 
 
 def _per_epoch(
