@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import tiny_train_args
+
 LOSS_TOL = 0.35
 ERR_TOL = 25.0
 
@@ -38,32 +40,18 @@ def _free_port() -> int:
 def _run_pair(
     tmp_path: Path, data: Path, extra: list[str]
 ) -> tuple[subprocess.CompletedProcess, ...]:
-    common = [
-        "train",
-        "--recipe",
-        "cifar",
-        "--model",
-        "cifar_resnet20",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(data),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "16",
-        "--input-size",
-        "16",
-        "--crop-padding",
-        "2",
-        "--threads",
-        "1",
-        "--no-tensorboard",
-        "--amp",
-        "none",
+    args = tiny_train_args(
+        data,
+        None,
         "--no-channels-last",
         *extra,
-    ]
+        epochs=3,
+        batch_size=16,
+        lr=None,
+        train_subset=None,
+        val_subset=None,
+    )
+    common = ["train", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = subprocess.run(
         [sys.executable, "-m", "senet", *common, "--out", str(tmp_path / "one")],

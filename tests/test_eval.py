@@ -14,11 +14,10 @@ import pytest
 import torch
 
 import senet
-from _helpers import run_senet
+from _helpers import run_senet, tiny_train_config
 from senet.cli import main
 from senet.interop.weights_file import read_metadata, save_weights
 from senet.train import train
-from senet.train.recipes import get_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_RUN = REPO / "results" / "cifar10_resnet20_vs_se_8ep" / "cifar_se_resnet20"
@@ -28,22 +27,7 @@ SHIPPED_RUN = REPO / "results" / "cifar10_resnet20_vs_se_8ep" / "cifar_se_resnet
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_imagefolder: Path) -> Path:
     """A finished in-memory run on the generated tree (2 epochs; eval on its val split)."""
     out = tmp_path_factory.mktemp("run") / "run"
-    config = get_recipe(
-        "cifar",
-        model="cifar_resnet20",
-        dataset="imagefolder",
-        data_dir=str(tiny_imagefolder),
-        epochs=2,
-        batch_size=8,
-        lr=0.05,
-        out=str(out),
-        tensorboard=False,
-        threads=1,
-        crop_padding=2,
-        input_size=16,
-        amp="none",
-        channels_last=False,
-    )
+    config = tiny_train_config(tiny_imagefolder, out, epochs=2, channels_last=False, progress=None)
     train(config)
     return out
 

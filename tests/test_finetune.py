@@ -14,33 +14,17 @@ import torch
 from safetensors.torch import load_file
 
 import senet.train.model_setup as model_setup
+from _helpers import tiny_train_config, train_args
 from senet.cli import main as cli_main
 from senet.factory import create_model as real_create_model
 from senet.interop.weights_file import read_weights
-from senet.train import get_recipe, train
+from senet.train import TrainConfig, train
 from senet.train.checkpoint import load_checkpoint
 
 
-def tiny(data: Path, out: Path, **kw: object):
-    base = {
-        "model": "cifar_resnet20",
-        "dataset": "imagefolder",
-        "data_dir": str(data),
-        "epochs": 1,
-        "batch_size": 8,
-        "lr": 0.05,
-        "out": str(out),
-        "tensorboard": False,
-        "threads": 1,
-        "crop_padding": 2,
-        "input_size": 16,
-        "amp": "none",
-        "progress": False,
-        "train_subset": 24,
-        "val_subset": 6,
-    }
-    base.update(kw)
-    return get_recipe("cifar", **base)
+def tiny(data: Path, out: Path, **kw: object) -> TrainConfig:
+    """The shared tiny run, one epoch on 24 training and 6 validation images."""
+    return tiny_train_config(data, out, **{"epochs": 1, "train_subset": 24, "val_subset": 6, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -122,20 +106,6 @@ def test_fine_tuning_flags_on_the_command_line(
     assert cli_main([*base, "--init", "w.safetensors", "--pretrained"]) == 2
     assert "pass one of them" in capsys.readouterr().err
     code = cli_main(
-        [
-            "train",
-            "--recipe",
-            "cifar",
-            "--model",
-            "cifar_resnet20",
-            "--dataset",
-            "imagefolder",
-            "--data-dir",
-            str(tiny_imagefolder),
-            "--init",
-            str(tmp_path / "missing"),
-            "--out",
-            str(tmp_path / "o"),
-        ]
+        ["train", *train_args(tiny_imagefolder, tmp_path / "o", init=str(tmp_path / "missing"))]
     )
     assert code == 2 and "--init" in (err := capsys.readouterr().err) and "does not exist" in err

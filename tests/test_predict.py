@@ -16,6 +16,20 @@ from senet.data.preprocessing import Preprocessing
 from senet.interop.inference import class_names, eval_transform
 from senet.interop.weights_file import save_weights
 
+#: the class names the CIFAR checkpoint below stores
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
 
 def make_images(folder: Path) -> list[Path]:
     rng = np.random.default_rng(0)
@@ -47,20 +61,8 @@ def parse(out: str) -> dict[str, list[tuple[float, str]]]:
 def cifar_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = senet.create_model("cifar_se_resnet20")
-    names = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
     path = tmp_path_factory.mktemp("ckpt") / "c20.safetensors"
-    return save_weights(model, path, {"input_size": 32, "classes": names})
+    return save_weights(model, path, {"input_size": 32, "classes": list(CIFAR10_CLASSES)})
 
 
 def test_top5_with_class_names_and_a_corrupt_file(
@@ -91,22 +93,7 @@ def test_top5_with_class_names_and_a_corrupt_file(
         probs = [p for p, _ in top]
         assert probs == sorted(probs, reverse=True)
         assert 0 < sum(probs) <= 1 + 1e-6
-        assert all(
-            name.split(" (")[0]
-            in {
-                "airplane",
-                "automobile",
-                "bird",
-                "cat",
-                "deer",
-                "dog",
-                "frog",
-                "horse",
-                "ship",
-                "truck",
-            }
-            for _, name in top
-        )
+        assert all(name.split(" (")[0] in CIFAR10_CLASSES for _, name in top)
     assert f"{corrupt}: not a readable image" in err
     assert f"{tmp_path / 'missing.png'}: no such file" in err
     assert f"{truncated}: not a readable image" in err

@@ -83,22 +83,22 @@ def test_predict_reproduces_evaluation_of_a_trained_run(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     """A run trained in memory: `predict` on the files sees what the evaluation loader saw."""
+    from _helpers import tiny_train_config
     from senet.interop.inference import load_classifier, predict
-    from senet.train import TrainConfig, build_eval_loader, evaluate, get_recipe, train
+    from senet.train import TrainConfig, build_eval_loader, evaluate, train
 
     out = tmp_path / "run"
-    cfg = get_recipe(
-        "cifar",
-        model="cifar_resnet20",
-        dataset="imagefolder",
-        data_dir=str(tiny_imagefolder),
+    # the recipe's own lr, input size, padding and precision
+    cfg = tiny_train_config(
+        tiny_imagefolder,
+        out,
         epochs=1,
         batch_size=16,
         workers=0,
-        out=str(out),
-        tensorboard=False,
-        threads=1,
-        progress=False,
+        lr=None,
+        input_size=None,
+        crop_padding=None,
+        amp=None,
     )
     train(cfg)
     model, meta = load_classifier(out / "model.safetensors")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from _helpers import tiny_train_config
 from senet.analysis import ablation as ab
 from senet.factory import create_model
 from senet.train import get_recipe, train
@@ -156,24 +157,16 @@ def test_run_ended_by_its_plateau_records_why_and_is_not_extended(
     out = tmp_path / "run"
     # a frozen backbone and a negligible lr: the validation loss cannot improve, so the first
     # flat epoch (patience 0) is the plateau that ends the run (no drops allowed)
-    cfg = get_recipe(
-        "cifar",
-        model="cifar_resnet20",
-        dataset="imagefolder",
-        data_dir=str(tiny_imagefolder),
+    cfg = tiny_train_config(
+        tiny_imagefolder,
+        out,
         epochs=5,
-        batch_size=8,
         lr=1e-12,
         schedule="plateau",
         plateau_patience=0,
         plateau_drops=0,
         freeze_backbone=True,
-        input_size=16,
-        crop_padding=2,
-        threads=1,
-        out=str(out),
-        tensorboard=False,
-        amp="none",
+        progress=None,
     )
     summary = train(cfg)
     assert (summary["status"], summary["epochs"], summary["max_epochs"]) == ("finished", 2, 5)
@@ -256,24 +249,15 @@ def test_cutout_and_balanced_batches_resume_bitwise(tiny_imagefolder: Path, tmp_
     from safetensors.torch import load_file
 
     def cfg(out: Path, **kw: object):
-        return get_recipe(
-            "cifar",
-            model="cifar_resnet20",
-            dataset="imagefolder",
-            data_dir=str(tiny_imagefolder),
+        return tiny_train_config(
+            tiny_imagefolder,
+            out,
             epochs=2,
-            batch_size=8,
-            lr=0.05,
             train_subset=30,
             val_subset=6,
-            input_size=16,
-            crop_padding=2,
             cutout=6,
             balanced_sampler=True,
-            threads=1,
-            out=str(out),
-            tensorboard=False,
-            amp="none",
+            progress=None,
             **kw,
         )
 

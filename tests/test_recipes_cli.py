@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from _helpers import run_senet
+from _helpers import cli_options, run_senet
 from senet.cli import main as cli_main
 from senet.train.recipes import RECIPES, recipe_assumed
 
@@ -59,29 +59,18 @@ def test_every_recipe_prints_its_config_and_assumed_fields(capsys) -> None:
             assert f"  {key}=" in out.split("assumed (not stated in the paper):")[1]
 
 
-def _tiny(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(data),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "6",
-        "--train-subset",
-        "12",
-        "--val-subset",
-        "6",
-        "--threads",
-        "1",
-        "--workers",
-        "0",
-        "--no-tensorboard",
-        "--out",
-        str(out),
-        *extra,
-    ]
+def _one_epoch(data: Path, train_subset: int, val_subset: int) -> list[str]:
+    """The image folders DATA, one epoch in batches of 6 on the subsets, one thread, no workers."""
+    sizes = {"epochs": 1, "batch_size": 6, "train_subset": train_subset, "val_subset": val_subset}
+    return cli_options(dataset="imagefolder", data_dir=data, **sizes, threads=1, workers=0)
+
+
+def _tiny(
+    data: Path, out: Path, *extra: str, recipe: str | None = None, model: str | None = None
+) -> list[str]:
+    """One epoch on 12 training images; the recipe's own network and input size unless named."""
+    named = cli_options(recipe=recipe, model=model)
+    return [*named, *_one_epoch(data, 12, 6), "--no-tensorboard", "--out", str(out), *extra]
 
 
 #: each new recipe with its own network, at a small input size so one epoch takes seconds
@@ -100,7 +89,7 @@ CASES = {
 @pytest.mark.parametrize("recipe", NEW_RECIPES)
 def test_train_with_each_new_recipe(recipe: str, tiny_imagefolder: Path, tmp_path: Path) -> None:
     out = tmp_path / recipe
-    done = run_senet("train", "--recipe", recipe, *_tiny(tiny_imagefolder, out), *CASES[recipe])
+    done = run_senet("train", *_tiny(tiny_imagefolder, out, *CASES[recipe], recipe=recipe))
     assert done.returncode == 0, done.stderr
     cfg = json.loads((out / "config.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
@@ -122,16 +111,10 @@ def test_cifar_network_on_image_folders_gets_its_cifar_recipe(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = run_senet(
-        "train",
-        "--model",
-        "cifar_resnet20",
-        *_tiny(tiny_imagefolder, out),
-        "--input-size",
-        "16",
-        "--crop-padding",
-        "2",
+    args = _tiny(
+        tiny_imagefolder, out, "--input-size", "16", "--crop-padding", "2", model="cifar_resnet20"
     )
+    done = run_senet("train", *args)
     assert done.returncode == 0, done.stderr
     assert (
         "recipe: cifar_resnet (the recipe registered for cifar_resnet20 on imagefolder"
@@ -153,22 +136,7 @@ def test_ablate_trains_imagenet_style_grids_with_the_ablation_recipe(
         "--vary",
         "reduction=8",
         "--baseline",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(tiny_imagefolder),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "6",
-        "--train-subset",
-        "6",
-        "--val-subset",
-        "3",
-        "--threads",
-        "1",
-        "--workers",
-        "0",
+        *_one_epoch(tiny_imagefolder, 6, 3),
         "--set",
         "input_size=32",
         "--set",

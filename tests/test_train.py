@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from _helpers import SENET
+from _helpers import SENET, tiny_train_config, train_args
 from senet.cli import main as cli_main
 from senet.cli.eval import _eval
 from senet.train import RECIPES, NonFiniteLossError, TrainConfig, get_recipe, train
@@ -27,22 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(data: Path, out: Path, **kw: object) -> TrainConfig:
-    """A seconds-long run: cifar_resnet20 on the generated 16×16 three-class tree."""
-    base = {
-        "model": "cifar_resnet20",
-        "dataset": "imagefolder",
-        "data_dir": str(data),
-        "epochs": 3,
-        "batch_size": 8,
-        "lr": 0.05,
-        "out": str(out),
-        "tensorboard": False,
-        "threads": 1,
-        "crop_padding": 2,
-        "input_size": 16,
-    }
-    base.update(kw)
-    return get_recipe("cifar", **base)
+    """The shared tiny run (three epochs) at the recipe's own amp and progress settings."""
+    return tiny_train_config(data, out, **{"amp": None, "progress": None, **kw})
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -277,23 +263,16 @@ def _independent_errors(logits: np.ndarray, labels: np.ndarray) -> tuple[float, 
 def _run_and_eval(data: Path, out: Path, tmp_path: Path, extra: list[str]) -> dict:
     args = [
         "train",
-        "--recipe",
-        "cifar",
-        "--model",
-        "cifar_se_resnet20",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(data),
-        "--out",
-        str(out),
-        "--threads",
-        "1",
-        "--no-tensorboard",
-        "--amp",
-        "none",
-        "--no-channels-last",
-        *extra,
+        *train_args(
+            data,
+            out,
+            *extra,
+            model="cifar_se_resnet20",
+            threads=1,
+            tensorboard=False,
+            amp="none",
+            channels_last=False,
+        ),
     ]
     # fp32 on both sides: `senet eval` and the run's own evaluation must agree to the last image
     assert cli_main(args) == 0
@@ -391,19 +370,7 @@ def test_cli_help_covers_every_option(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli_main(
-        [
-            "train",
-            "--recipe",
-            "cifar",
-            "--dataset",
-            "imagefolder",
-            "--data-dir",
-            str(tmp_path / "x"),
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    code = cli_main(["train", *train_args(tmp_path / "x", tmp_path / "o", model=None)])
     assert code == 2 and "does not exist" in capsys.readouterr().err
 
 
@@ -412,23 +379,7 @@ def test_sigterm_mid_epoch_then_resume_is_bitwise(tmp_path: Path, imagefolder_fa
     data = imagefolder_factory(tmp_path / "d", n_train=64, n_val=4)
     common = [
         "train",
-        "--recipe",
-        "cifar",
-        "--model",
-        "cifar_resnet20",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(data),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "4",
-        "--lr",
-        "0.02",
-        "--threads",
-        "1",
-        "--no-tensorboard",
+        *train_args(data, None, epochs=2, batch_size=4, lr=0.02, threads=1, tensorboard=False),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run(

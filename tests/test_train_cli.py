@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from _helpers import run_senet
+from _helpers import run_senet, tiny_train_args, train_args
 from senet.train.rundir import RunLock
 
 RUN_FILES = (
@@ -23,42 +23,6 @@ RUN_FILES = (
     "model.safetensors",
     "summary.json",
 )
-
-
-def tiny_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--recipe",
-        "cifar",
-        "--model",
-        "cifar_resnet20",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(data),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.05",
-        "--train-subset",
-        "24",
-        "--val-subset",
-        "6",
-        "--input-size",
-        "16",
-        "--crop-padding",
-        "2",
-        "--threads",
-        "1",
-        "--no-tensorboard",
-        "--amp",
-        "none",
-        "--out",
-        str(out),
-        *extra,
-    ]
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -82,7 +46,9 @@ def test_recipes_lists_and_shows_one() -> None:
 
 @pytest.mark.slow
 def test_bad_model_option_is_one_line(tiny_imagefolder: Path, tmp_path: Path) -> None:
-    done = run_senet(*tiny_args(tiny_imagefolder, tmp_path / "o", "-o", "se_stages=(1,2"))
+    done = run_senet(
+        "train", *tiny_train_args(tiny_imagefolder, tmp_path / "o", "-o", "se_stages=(1,2")
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "unbalanced brackets" in done.stderr and "Traceback" not in done.stderr
 
@@ -92,13 +58,15 @@ def test_train_writes_the_run_and_a_second_trainer_is_locked_out(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = run_senet(*tiny_args(tiny_imagefolder, out))
+    done = run_senet("train", *tiny_train_args(tiny_imagefolder, out))
     assert done.returncode == 0, done.stderr
     assert all((out / name).is_file() for name in RUN_FILES) and not (out / "train.lock").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["precision"].startswith("fp32")
     with RunLock(out):
-        locked = run_senet(*tiny_args(tiny_imagefolder, out, "--resume", "--epochs", "3"))
+        locked = run_senet(
+            "train", *tiny_train_args(tiny_imagefolder, out, "--resume", "--epochs", "3")
+        )
     assert locked.returncode == 2 and f"pid {os.getpid()}" in locked.stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 2  # untouched
 
@@ -106,7 +74,7 @@ def test_train_writes_the_run_and_a_second_trainer_is_locked_out(
 @pytest.mark.slow
 def test_resume_extends_and_config_reruns(tiny_imagefolder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert run_senet(*tiny_args(tiny_imagefolder, out)).returncode == 0
+    assert run_senet("train", *tiny_train_args(tiny_imagefolder, out)).returncode == 0
     again = run_senet("train", "--resume", "--out", str(out))
     assert again.returncode == 2 and "--epochs M (M > 2) extends it" in again.stderr
     assert "Traceback" not in again.stderr
@@ -128,13 +96,14 @@ def test_fine_tune_from_a_local_weights_file(
     tiny_imagefolder: Path, tmp_path: Path, imagefolder_factory
 ) -> None:
     source = tmp_path / "source"
-    assert run_senet(*tiny_args(tiny_imagefolder, source, "--epochs", "1")).returncode == 0
+    first = run_senet("train", *tiny_train_args(tiny_imagefolder, source, "--epochs", "1"))
+    assert first.returncode == 0
     two = imagefolder_factory(tmp_path / "two", classes=("a", "b"), n_train=8, n_val=2)
     out = tmp_path / "ft"
-    args = tiny_args(
+    args = tiny_train_args(
         two, out, "--epochs", "1", "--init", str(source / "model.safetensors"), "--freeze-backbone"
     )
-    done = run_senet(*args)
+    done = run_senet("train", *args)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["started_from"] == f"weights file {source / 'model.safetensors'}"
@@ -151,30 +120,20 @@ def test_imagefolder_without_recipe_trains_with_imagenet_preprocessing(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    done = run_senet(
-        "train",
-        "--model",
-        "resnet18",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(tiny_imagefolder),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--input-size",
-        "16",
-        "--eval-resize",
-        "18",
-        "--workers",
-        "0",
-        "--no-tensorboard",
-        "--threads",
-        "1",
-        "--out",
-        str(out),
+    args = train_args(
+        tiny_imagefolder,
+        out,
+        recipe=None,
+        model="resnet18",
+        epochs=1,
+        batch_size=8,
+        input_size=16,
+        eval_resize=18,
+        workers=0,
+        tensorboard=False,
+        threads=1,
     )
+    done = run_senet("train", *args)
     assert done.returncode == 0, done.stderr
     assert "recipe: imagenet (the default for --dataset imagefolder" in done.stderr
     cfg = json.loads((out / "config.json").read_text())

@@ -15,31 +15,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from _helpers import SENET
+from _helpers import SENET, tiny_train_config, train_args
 from senet.data.loaders import FileBatchLoader, default_workers
-from senet.train import TrainLog, get_recipe, train
+from senet.train import TrainLog, train
 from senet.train.checkpoint import PREVIOUS, load_checkpoint, load_latest
 from senet.train.rundir import LOCK_NAME, RunLock, RunLockedError
-
-
-def tiny(data: Path, out: Path, **kw: object):
-    base = {
-        "model": "cifar_resnet20",
-        "dataset": "imagefolder",
-        "data_dir": str(data),
-        "epochs": 3,
-        "batch_size": 8,
-        "lr": 0.05,
-        "out": str(out),
-        "tensorboard": False,
-        "threads": 1,
-        "crop_padding": 2,
-        "input_size": 16,
-        "amp": "none",
-        "progress": False,
-    }
-    base.update(kw)
-    return get_recipe("cifar", **base)
 
 
 class Notes(TrainLog):
@@ -71,22 +51,7 @@ def test_second_trainer_on_a_locked_directory_exits_with_one_line(
     out = tmp_path / "run"
     with RunLock(out):
         done = subprocess.run(
-            [
-                *SENET,
-                "train",
-                "--recipe",
-                "cifar",
-                "--model",
-                "cifar_resnet20",
-                "--dataset",
-                "imagefolder",
-                "--data-dir",
-                str(tiny_imagefolder),
-                "--epochs",
-                "1",
-                "--out",
-                str(out),
-            ],
+            [*SENET, "train", *train_args(tiny_imagefolder, out, epochs=1)],
             capture_output=True,
             text=True,
             timeout=120,
@@ -111,7 +76,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tiny_imagefolder: Path, tmp_
     out.mkdir()
     (out / LOCK_NAME).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname()}))
     notes = Notes()
-    summary = train(tiny(tiny_imagefolder, out, epochs=1), log=notes)
+    summary = train(tiny_train_config(tiny_imagefolder, out, epochs=1), log=notes)
     assert summary["status"] == "finished"
     assert any("took over the stale lock" in n and f"pid {gone.pid}" in n for n in notes.lines)
     assert not (out / LOCK_NAME).exists()
@@ -123,14 +88,14 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tiny_imagefolder: Path, tmp_
 def test_truncated_checkpoint_falls_back_to_the_older_one(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
-    train(tiny(tiny_imagefolder, tmp_path / "straight"))
+    train(tiny_train_config(tiny_imagefolder, tmp_path / "straight"))
     out = tmp_path / "run"
-    train(tiny(tiny_imagefolder, out, stop_after_epochs=2))
+    train(tiny_train_config(tiny_imagefolder, out, stop_after_epochs=2))
     assert load_checkpoint(out / PREVIOUS)["epoch"] == 1
     data = (out / "checkpoint.pt").read_bytes()
     (out / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     notes = Notes()
-    train(tiny(tiny_imagefolder, out, resume=True), log=notes)
+    train(tiny_train_config(tiny_imagefolder, out, resume=True), log=notes)
     warning = [n for n in notes.lines if n.startswith("warning:")]
     assert len(warning) == 1 and "truncated" in warning[0] and PREVIOUS in warning[0], notes.lines
     assert "miniz" not in warning[0] and "\n" not in warning[0]
@@ -141,7 +106,7 @@ def test_corrupt_bytes_fail_the_digest_and_both_bad_is_one_error(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    train(tiny(tiny_imagefolder, out, stop_after_epochs=2))
+    train(tiny_train_config(tiny_imagefolder, out, stop_after_epochs=2))
     path = out / "checkpoint.pt"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # inside the tensors: torch.load still succeeds
@@ -178,19 +143,19 @@ def test_file_data_mid_epoch_resume_with_two_workers_is_bitwise(
     tiny_imagefolder: Path, tmp_path: Path
 ) -> None:
     kw = {"in_memory": False, "workers": 2, "epochs": 2}
-    train(tiny(tiny_imagefolder, tmp_path / "straight", **kw))
+    train(tiny_train_config(tiny_imagefolder, tmp_path / "straight", **kw))
     notes = Notes(stop_at=(0, 3))  # SIGTERM after step 3 of epoch 1: stops after step 4
-    part = train(tiny(tiny_imagefolder, tmp_path / "b", **kw), log=notes)
+    part = train(tiny_train_config(tiny_imagefolder, tmp_path / "b", **kw), log=notes)
     assert (part["status"], part["epoch"], part["step"]) == ("interrupted", 0, 5)
-    train(tiny(tiny_imagefolder, tmp_path / "b", resume=True, **kw))
+    train(tiny_train_config(tiny_imagefolder, tmp_path / "b", resume=True, **kw))
     assert _same_weights(tmp_path / "straight", tmp_path / "b")
 
 
 def test_failed_start_leaves_no_empty_run_directory(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        train(tiny(tmp_path / "no-data", out))
+        train(tiny_train_config(tmp_path / "no-data", out))
     assert not out.exists()
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match="is a file"):
-        train(tiny(tmp_path / "no-data", tmp_path / "file"))
+        train(tiny_train_config(tmp_path / "no-data", tmp_path / "file"))

@@ -10,32 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from _helpers import tiny_train_args, tiny_train_config, train_args
 from senet.cli import main as cli_main
-from senet.train import TrainLog, choose_recipe, get_recipe, train
+from senet.train import TrainConfig, TrainLog, choose_recipe, get_recipe, train
 from senet.train.checkpoint import load_checkpoint
 from senet.utils.cpu import PrecisionChoice
 
 
-def tiny(data: Path, out: Path, **kw: object):
-    base = {
-        "model": "cifar_resnet20",
-        "dataset": "imagefolder",
-        "data_dir": str(data),
-        "epochs": 2,
-        "batch_size": 8,
-        "lr": 0.05,
-        "out": str(out),
-        "tensorboard": False,
-        "threads": 1,
-        "crop_padding": 2,
-        "input_size": 16,
-        "amp": "none",
-        "progress": False,
-        "train_subset": 24,
-        "val_subset": 6,
-    }
-    base.update(kw)
-    return get_recipe("cifar", **base)
+def tiny(data: Path, out: Path, **kw: object) -> TrainConfig:
+    """The shared tiny run, two epochs on 24 training and 6 validation images."""
+    return tiny_train_config(data, out, **{"epochs": 2, "train_subset": 24, "val_subset": 6, **kw})
 
 
 class Notes(TrainLog):
@@ -126,32 +110,16 @@ def test_cli_resume_reads_the_runs_config_and_config_reruns(
     out = tmp_path / "run"
     args = [
         "train",
-        "--recipe",
-        "cifar",
-        "--model",
-        "cifar_se_resnet20",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(tiny_imagefolder),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.05",
-        "--threads",
-        "1",
-        "--no-tensorboard",
-        "--no-progress",
-        "--input-size",
-        "16",
-        "--crop-padding",
-        "2",
-        "--amp",
-        "none",
-        "-o",
-        "se_stages=1",
+        *tiny_train_args(
+            tiny_imagefolder,
+            None,
+            "-o",
+            "se_stages=1",
+            model="cifar_se_resnet20",
+            train_subset=None,
+            val_subset=None,
+            progress=False,
+        ),
     ]
     assert cli_main([*args, "--out", str(out), "--stop-after-epochs", "1"]) == 0
     capsys.readouterr()
@@ -210,13 +178,7 @@ def test_cli_imagefolder_gets_imagenet_preprocessing(
 ) -> None:
     args = [
         "train",
-        "--model",
-        "resnet18",
-        "--dataset",
-        "imagefolder",
-        "--data-dir",
-        str(tiny_imagefolder),
-        "--print-config",
+        *train_args(tiny_imagefolder, None, "--print-config", recipe=None, model="resnet18"),
     ]
     assert cli_main(args) == 0
     out, err = capsys.readouterr()
