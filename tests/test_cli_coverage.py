@@ -33,7 +33,7 @@ def commands(
     return found
 
 
-def tested_commands() -> set[tuple[str, ...]]:
+def commands_run_by_tests() -> set[tuple[str, ...]]:
     seen: set[tuple[str, ...]] = set()
     for path in TESTS.glob("test_*.py"):
         for first, second in CALL.findall(path.read_text()):
@@ -46,7 +46,7 @@ def tested_commands() -> set[tuple[str, ...]]:
 def test_every_command_has_a_subprocess_test() -> None:
     all_commands = commands(build_parser())
     assert ("train",) in all_commands and ("analyze", "excitations") in all_commands
-    missing = [" ".join(c) for c in all_commands if c not in tested_commands()]
+    missing = [" ".join(c) for c in all_commands if c not in commands_run_by_tests()]
     assert not missing, (
         f"no end-to-end test runs `senet {'`, `senet '.join(missing)}`: add one that calls "
         'run_senet("COMMAND", ...) from tests/_helpers.py on tiny data and checks its exit code and files'
