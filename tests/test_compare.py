@@ -69,7 +69,7 @@ def test_groups_and_welch(runs_dir: Path) -> None:
         ref.p_value
     )
     table = format_table(rows)
-    assert "| cifar_se_resnet20 bf16 | 3 (+1 running) |" in table and "8.07 ± 0.21" in table
+    assert "| cifar_se_resnet20 bf16 | 3 (+1 unfinished) |" in table and "8.07 ± 0.21" in table
 
 
 def test_baseline_without_finished_runs(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_baseline_without_finished_runs(tmp_path: Path) -> None:
     _fake_run(tmp_path, "cifar_se_resnet20", 0, 8.0)
     rows = compare_groups(find_runs([tmp_path]), baseline="cifar_resnet20 bf16")
     lines = format_table(rows).splitlines()
-    assert lines[2].startswith("| cifar_resnet20 bf16 | 0 (+1 running) | – | – | baseline |")
+    assert lines[2].startswith("| cifar_resnet20 bf16 | 0 (+1 unfinished) | – | – | baseline |")
     # one finished run: its value without a ± 0.00 spread, and no comparison
     assert lines[3].startswith("| cifar_se_resnet20 bf16 | 1 | 8.00 | s0: 8.00 | – |")
     # the curves' legend says when a group's later epochs average fewer runs

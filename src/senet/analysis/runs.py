@@ -190,7 +190,7 @@ def format_table(rows: Sequence[GroupRow], metric: str = "val_top1_err") -> str:
         ips = row.mean_of("mean_images_per_s")
         wall = row.mean_of("train_time_s")
         unfinished = len(row.runs) - len(row.finished)
-        n = f"{len(row.finished)}" + (f" (+{unfinished} running)" if unfinished else "")
+        n = f"{len(row.finished)}" + (f" (+{unfinished} unfinished)" if unfinished else "")
         lines.append(
             f"| {row.setting} | {n} | {spread} | {per_seed} | {delta} | {p} | "
             f"{_num(params, '{:,.0f}')} | {_num(ips, '{:.0f}')} | {_num(wall and wall / 60, '{:.0f} min')} |"
