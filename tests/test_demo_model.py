@@ -63,7 +63,7 @@ def test_eval_of_the_demo_run_reproduces_its_validation(
         assert res["n"] == 24 and res["preprocessing"]["in_chans"] == 1
         return
     summary = json.loads((digits_run / "summary.json").read_text())
-    res = cli_json("eval", str(digits_run), "--json", "--workers", "0")
+    res = cli_json("eval", str(digits_run), "--json", "--workers", "0", "--threads", "1")
     assert res["n"] == summary["val_images"]
     assert res["top1_err"] == summary["val_top1_err"]
     assert res["preprocessing"]["in_chans"] == 1 and res["preprocessing"]["input_size"] == 8
@@ -75,7 +75,9 @@ def test_predict_grey_and_colour_images_with_the_demo_model(
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "grey.png")
     Image.fromarray(rng.integers(0, 256, (20, 16, 3), dtype=np.uint8)).save(tmp_path / "colour.jpg")
-    rows = cli_json("predict", str(digits_run), str(tmp_path), "--json", "--topk", "3")
+    rows = cli_json(
+        "predict", str(digits_run), str(tmp_path), "--json", "--topk", "3", "--threads", "1"
+    )
     assert [Path(r["path"]).name for r in rows] == ["colour.jpg", "grey.png"]
     for r in rows:
         assert r["top1"] in [*map(str, range(10)), *TINY_CLASSES] and len(r["topk"]) == 3

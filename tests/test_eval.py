@@ -148,6 +148,7 @@ def test_bad_arguments_are_one_line(tiny_run: Path, capsys: pytest.CaptureFixtur
         (["--eval-resize", "8"], "eval resize 8 is smaller than the 16 crop"),
         (["--batch-size", "0"], "--batch-size 0 must be ≥ 1"),
         (["--device", "tpu9"], "--device 'tpu9' is not a device"),
+        (["--threads", "0"], "--threads 0 must be ≥ 1"),
         (
             ["--dataset", "imagefolder", "--data-dir", "/nonexistent"],
             "data directory /nonexistent does not exist",

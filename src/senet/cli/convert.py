@@ -16,6 +16,7 @@ OPSET_MIN, OPSET_MAX = 10, 20
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda ...")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument(
         "--amp",
         choices=["auto", "none", "bf16", "fp16"],
@@ -130,7 +131,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from senet.cli.eval import resolve_device
+    from senet.cli.eval import resolve_device, set_threads
     from senet.interop.evaluation import prepare_model
     from senet.interop.inference import expand_inputs, load_classifier, predict
     from senet.utils.cpu import choose_precision
@@ -141,6 +142,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size {args.batch_size} must be ≥ 1")
     paths = expand_inputs(args.images)
     model, meta = load_classifier(args.model, parse_model_options(args.model_options))
+    set_threads(args.threads)
     device = resolve_device(args.device)
     precision = choose_precision(device, args.amp, args.channels_last)
     print(f"senet predict: {precision.describe()}", file=sys.stderr)

@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = e.add_argument_group("run")
     run.add_argument("--batch-size", type=int, default=64, help="evaluation batch size")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     run.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     run.add_argument(
         "--amp",
@@ -83,6 +84,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     out.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=_eval)
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads N``: torch's CPU threads (None: leave torch's default)."""
+    import torch
+
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads {threads} must be ≥ 1")
+    torch.set_num_threads(threads)
 
 
 def resolve_device(name: str) -> Any:
@@ -157,6 +169,7 @@ def _eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     prep = preprocessing_of(meta).with_overrides(args.input_size, args.eval_resize, args.crop_pct)
+    set_threads(args.threads)
     device = resolve_device(args.device)
     amp, channels_last, why = args.amp, args.channels_last, ""
     if amp == "auto" and run_cfg.get("amp") in ("none", "bf16", "fp16"):
