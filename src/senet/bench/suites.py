@@ -59,6 +59,17 @@ class SuiteOptions:
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="senet-bench-"))
 
 
+def _timm_overhead(group: str, row: str, setting: str) -> Comparison:
+    """timm's own SE cost (seresnet50 ÷ resnet50) in a settings-table row: the reference gap."""
+    return Comparison(
+        f"timm SE overhead {group}",
+        "timm:seresnet50 (-)",
+        "timm:resnet50 (-)",
+        row=f"{row}: timm seresnet50 ÷ resnet50 (time)",
+        setting=setting,
+    )
+
+
 def _se_vs_plain(group: str, se: str, plain: str, target: float | None) -> Comparison:
     return Comparison(
         f"SE overhead {group}: {se} ÷ {plain}", f"{se} (fast)", f"{plain} (fast)", target
@@ -448,13 +459,7 @@ def _settings_train(z: SettingsSizes, amp: str, layout: str, st: str, timm: list
                 row=f"{train_row}: ours ÷ timm seresnet50 (throughput)",
                 setting=st,
             ),
-            Comparison(
-                f"timm SE overhead {g}",
-                "timm:seresnet50 (-)",
-                "timm:resnet50 (-)",
-                row=f"{train_row}: timm seresnet50 ÷ resnet50 (time)",
-                setting=st,
-            ),
+            _timm_overhead(g, train_row, st),
         ]
     return Group(g, train, comps, z.train_rounds, z.steps)
 
@@ -510,13 +515,7 @@ def _settings_infer(z: SettingsSizes, amp: str, layout: str, st: str, timm: list
                 row=f"{infer_row}: optimize_for_inference ÷ timm seresnet50 (time)",
                 setting=st,
             ),
-            Comparison(
-                f"timm SE overhead {g}",
-                "timm:seresnet50 (-)",
-                "timm:resnet50 (-)",
-                row=f"{infer_row}: timm seresnet50 ÷ resnet50 (time)",
-                setting=st,
-            ),
+            _timm_overhead(g, infer_row, st),
         ]
     return Group(g, infer, comps, z.rounds, z.infer_steps)
 
