@@ -20,7 +20,12 @@ import torch
 import senet
 from _helpers import randomize_bn
 from senet.layers import ops
-from senet.layers.fuse import fold_batchnorm, optimize_for_inference, squeeze_early
+from senet.layers.fuse import (
+    cast_for_inference,
+    fold_batchnorm,
+    optimize_for_inference,
+    squeeze_early,
+)
 from senet.layers.se import SEConfig, SqueezeExcitation
 from senet.models.blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
 
@@ -453,6 +458,58 @@ def test_optimize_for_inference_whole_networks(name):
     assert blocks and all(b.early_squeeze for b in blocks)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), model(x), rtol=1e-8, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("cifar_se_resnet20", {}),
+        ("cifar_se_resnet20", {"squeeze": "max"}),
+        ("cifar_se_resnet20", {"squeeze": "none"}),
+        ("cifar_se_wrn16_8", {}),  # pre-activation: BNs that no convolution precedes stay
+    ],
+    ids=["avg", "max", "nosqueeze", "preact"],
+)
+def test_bf16_weights_compute_what_autocast_computes(name, options):
+    """``optimize_for_inference(dtype=bf16)`` stores the weights autocast would cast on every
+    call; on the fast path its logits equal autocast's over the folded model bit for bit."""
+    torch.manual_seed(15)
+    model = randomize_bn(senet.create_model(name, **options)).eval()
+    x = torch.randn(3, 3, 32, 32)
+    folded = fold_batchnorm(model, example=x[:1])
+    fast = optimize_for_inference(model, example=x[:1], dtype=torch.bfloat16)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = folded(x).float()
+        got = fast(x)  # float32 in, float32 out
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    se_fcs = {
+        id(fc)
+        for b in fast.modules()
+        if isinstance(b, SqueezeExcitation) and b.squeeze != "none"
+        for fc in (b.fc1, b.fc2)
+    }
+    for m in fast.modules():
+        dtypes = {
+            t.dtype for t in [*m.parameters(False), *m.buffers(False)] if t.is_floating_point()
+        }
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert dtypes == {torch.float32}, "BN statistics stay float32"
+        elif isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            assert dtypes == ({torch.float32} if id(m) in se_fcs else {torch.bfloat16}), m
+    se_weights = {b.fc1.weight.dtype for b in fast.modules() if isinstance(b, SqueezeExcitation)}
+    assert se_weights == {torch.float32 if options.get("squeeze") != "none" else torch.bfloat16}
+    with ops.reference_path(), torch.no_grad():  # float32 FCs on a bf16 map: cast on the way
+        torch.testing.assert_close(fast(x), expected, rtol=0.05, atol=0.05)
+    n_se = sum(isinstance(m, SqueezeExcitation) for m in model.modules())
+    assert len(_gates(fast, x)) == n_se > 0, "gate_out hooks still see every excitation"
+
+
+def test_cast_for_inference_refuses_other_dtypes():
+    model = senet.create_model("cifar_se_resnet20").eval()
+    with pytest.raises(ValueError, match=r"dtype=torch\.float64 is not supported; choose"):
+        cast_for_inference(model, torch.float64)
 
 
 @pytest.mark.skipif(

@@ -22,10 +22,10 @@ from senet.data.datasets import ImageTensorSet, build_dataset
 from senet.data.loaders import TensorBatchLoader
 from senet.factory import create_model
 from senet.layers import ops
-from senet.layers.fuse import fold_batchnorm, optimize_for_inference
+from senet.layers.fuse import cast_for_inference, fold_batchnorm, optimize_for_inference
 
 Layout = str  # "nchw" | "cl"
-INFER_MODES = ("eager", "fused", "optimized", "jit", "compile")
+INFER_MODES = ("eager", "fused", "optimized", "cast", "jit", "compile")
 AMPS = ("none", "bf16")
 
 
@@ -112,8 +112,11 @@ def infer_case(
     """Inference latency: one forward under ``inference_mode`` (and bf16 autocast if ``amp``).
 
     ``mode``: eager; fused (BN folded); optimized (``optimize_for_inference``: BN folded and the
-    squeeze moved before conv3); jit (``torch.jit.optimize_for_inference``, for timm); compile
-    (``torch.compile`` with Inductor's ``freezing``; compiles on the first, warm-up, call).
+    squeeze moved before conv3); cast (the whole model ``.to(bfloat16)``, input too: what a timm
+    user does without autocast; bf16 only); jit (``torch.jit.optimize_for_inference``, for timm);
+    compile (``torch.compile`` with Inductor's ``freezing``; compiles on the first, warm-up, call).
+    With ``amp="bf16"``, fused and optimized store their weights in bfloat16
+    (``optimize_for_inference(dtype=torch.bfloat16)``) instead of leaving the casts to autocast.
     """
     if mode not in INFER_MODES:
         raise ValueError(
@@ -123,10 +126,17 @@ def infer_case(
     _amp(amp)  # refuse a bad value before building anything
     m = build_model(model).eval().to(memory_format=fmt)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+    low = torch.bfloat16 if amp == "bf16" else None
     if mode == "fused":
         m = fold_batchnorm(m, example=x[:1])
+        if low is not None:
+            cast_for_inference(m, low)
     elif mode == "optimized":
-        m = optimize_for_inference(m, example=x[:1])
+        m = optimize_for_inference(m, example=x[:1], dtype=low)
+    elif mode == "cast":
+        if low is None:
+            raise ValueError("inference mode 'cast' is bf16 only (amp='bf16')")
+        m, x = m.to(low), x.to(low)
     elif mode == "compile":
         import torch._inductor.config as inductor
 

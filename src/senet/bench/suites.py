@@ -477,7 +477,10 @@ def _settings_infer(z: SettingsSizes, amp: str, layout: str, st: str, timm: list
             infer_case("resnet50", *args, "fast", "fused", g, amp),
             infer_case("se_resnet50", *args, "fast", "optimized", g, amp),
         ]
-        return cases + [infer_case(m, *args, "-", "eager", g, amp) for m in timm]
+        cases += [infer_case(m, *args, "-", "eager", g, amp) for m in timm]
+        if timm and amp == "bf16":  # timm without autocast: the whole model cast to bf16
+            cases.append(infer_case("timm:seresnet50", *args, "-", "cast", g, amp))
+        return cases
 
     opt = "se_resnet50 [optimized] (fast)"
     comps = [
@@ -517,6 +520,16 @@ def _settings_infer(z: SettingsSizes, amp: str, layout: str, st: str, timm: list
             ),
             _timm_overhead(g, infer_row, st),
         ]
+        if amp == "bf16":
+            comps.append(
+                Comparison(
+                    f"optimize_for_inference ÷ timm seresnet50 cast to bf16, latency {g}",
+                    opt,
+                    "timm:seresnet50 [cast] (-)",
+                    row=f"{infer_row}: optimize_for_inference ÷ timm seresnet50 .to(bf16) (time)",
+                    setting=st,
+                )
+            )
     return Group(g, infer, comps, z.rounds, z.infer_steps)
 
 

@@ -1,6 +1,8 @@
-"""Inference rewrites that SE does not defeat: BN folding, and the squeeze moved before conv3.
+"""Inference rewrites that SE does not defeat: BN folding, the squeeze moved before conv3, and
+weights stored in bfloat16 once instead of cast by autocast on every call.
 
-``optimize_for_inference`` applies both (``fold_batchnorm``, then ``squeeze_early``).
+``optimize_for_inference`` applies them (``fold_batchnorm``, then ``squeeze_early`` in float32 or
+``cast_for_inference`` for ``dtype=torch.bfloat16``).
 
 ``torch.jit.optimize_for_inference`` folds BN and fuses conv+ReLU into MKL-DNN ops, but an SE
 block's pooling and channel-wise multiply force conversions between MKL-DNN and dense tensors in
@@ -16,9 +18,16 @@ the convolution) keep their BNs.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 from torch import nn
+
+from senet.layers.se import SqueezeExcitation
+
+#: weight dtypes ``cast_for_inference`` accepts (reduced precision with float32-range exponents
+#: or half; float32 needs no cast)
+CAST_DTYPES = (torch.bfloat16, torch.float16)
 
 
 def _find_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str]]:
@@ -133,15 +142,78 @@ def squeeze_early(model: nn.Module) -> int:
     return count
 
 
-def optimize_for_inference(model: nn.Module, example: torch.Tensor | None = None) -> nn.Module:
+def optimize_for_inference(
+    model: nn.Module, example: torch.Tensor | None = None, dtype: torch.dtype | None = None
+) -> nn.Module:
     """An eval-mode copy of ``model`` for inference: ``fold_batchnorm``, then ``squeeze_early``.
 
     Outputs equal ``model.eval()``'s up to float32 rounding (tests: float64 within 1e-9). The
     copy is for inference only (no ``bn*`` keys, rewritten blocks refuse training mode).
+
+    ``dtype=torch.bfloat16``: after folding, ``cast_for_inference`` stores the convolution and
+    linear weights in bfloat16, so each call skips the float32→bfloat16 weight casts that
+    ``torch.autocast`` repeats on every forward (at batch 1 they are a third of SE-ResNet-50's
+    time; benchmarks/README.md). The convolutions compute what they compute under autocast; the
+    SE excitations stay float32 as on the fast path. The early squeeze is not applied then: it
+    would read conv3's weights in float32 on every call (measured slower).
     """
     fast = fold_batchnorm(model, example=example)
-    squeeze_early(fast)
+    if dtype is None or dtype == torch.float32:
+        squeeze_early(fast)
+    else:
+        cast_for_inference(fast, dtype)
     return fast
+
+
+def cast_for_inference(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> nn.Module:
+    """Store ``model``'s weights in ``dtype`` for inference, in place; returns ``model``.
+
+    Cast: every parameter and buffer except those of BatchNorm layers (their statistics stay
+    float32; CPU kernels take a bfloat16 map with float32 statistics) and of average/max-squeeze
+    SE blocks (the excitation runs in float32 on the N×C descriptor, so float32 FC weights cost no
+    per-call cast; NoSqueeze blocks are 1×1 convolutions over the map and are cast). A forward
+    pre-hook casts floating inputs to ``dtype`` and a forward hook returns a floating output as
+    float32, so callers pass and receive float32 tensors as before. The result is what
+    ``torch.autocast(dtype=dtype)`` computes, without re-casting the weights on each call. Run it
+    on an eval-mode model (``optimize_for_inference(model, dtype=...)`` does both); do not train
+    the result.
+    """
+    if dtype not in CAST_DTYPES:
+        names = ", ".join(str(d) for d in CAST_DTYPES)
+        raise ValueError(f"cast_for_inference: dtype={dtype} is not supported; choose {names}")
+    keep: set[int] = set()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) or (
+            isinstance(m, SqueezeExcitation) and m.squeeze != "none"
+        ):
+            keep.update(id(sub) for sub in m.modules())
+    for m in model.modules():
+        if id(m) not in keep:
+            _cast_own_tensors(m, dtype)
+    model.register_forward_pre_hook(functools.partial(_cast_inputs, dtype=dtype))
+    model.register_forward_hook(_float_output)
+    return model
+
+
+def _cast_own_tensors(m: nn.Module, dtype: torch.dtype) -> None:
+    for key, p in m._parameters.items():
+        if p is not None and p.is_floating_point():
+            m._parameters[key] = nn.Parameter(p.detach().to(dtype), requires_grad=False)
+    for key, b in m._buffers.items():
+        if b is not None and b.is_floating_point():
+            m._buffers[key] = b.to(dtype)
+
+
+def _cast_inputs(_m: nn.Module, args: tuple, dtype: torch.dtype) -> tuple:
+    return tuple(
+        a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
+    )
+
+
+def _float_output(_m: nn.Module, _args: tuple, out: object) -> object:
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dtype != torch.float32:
+        return out.float()
+    return out
 
 
 def _default_example(model: nn.Module) -> torch.Tensor:
