@@ -122,6 +122,8 @@ def test_settings_suite_covers_every_setting_with_the_target_ratios():
     targets = {(c.row.split(":")[0], c.target) for c in comps if c.target is not None}
     assert ("CIFAR training b128", 1.05) in targets and ("224px inference b1", 1.02) in targets
     assert any("optimize_for_inference ÷ timm" in c.row and c.target == 0.8 for c in comps)
+    cast_rows = {c.setting for c in comps if c.den == "timm:seresnet50 [cast] (-)"}
+    assert cast_rows == {"bf16 NCHW", "bf16 CL"}, "timm cast to bf16: a reference in bf16 only"
     quick = build_suite("quick", SuiteOptions())
     assert {g.name.rsplit(" ", 2)[-2] + " " + g.name.rsplit(" ", 1)[-1] for g in quick} == {
         "fp32 NCHW",
@@ -209,6 +211,10 @@ def test_cases_build_models_from_every_source():
         t.step()
     with pytest.raises(ValueError, match="layout"):
         infer_case("cifar_resnet20", 1, 16, "nhwc")
+    for mode in ("fused", "optimized", "cast"):  # bf16: weights stored in bf16, no autocast casts
+        infer_case("cifar_se_resnet20", 1, 16, "cl", "fast", mode, amp="bf16").step()
+    with pytest.raises(ValueError, match="bf16 only"):
+        infer_case("cifar_resnet20", 1, 16, "nchw", "fast", "cast")
 
 
 def test_plain_loop_model_matches_ours_in_size():
