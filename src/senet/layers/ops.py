@@ -134,14 +134,12 @@ def excite_block(se: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     """
     if _use_fast(z):
         return fast_ops.excite(z, se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias, se.gate)
-    w = se.fc1.weight
-    if (
-        isinstance(z, torch.Tensor)
-        and z.dtype != w.dtype
-        and not torch.is_autocast_enabled(z.device.type)
-    ):
-        # float32 FC weights on a reduced-precision map (``fuse.cast_for_inference``)
-        return apply_gate(se.fc2(F.relu(se.fc1(z.to(w.dtype)))), se.gate).to(z.dtype)
+    # float32 FC weights on a reduced-precision map (``fuse.cast_for_inference``); checked on real
+    # tensors only: under FX tracing, reading ``fc1.weight`` would add a node that fusion breaks
+    if isinstance(z, torch.Tensor) and not torch.is_autocast_enabled(z.device.type):
+        w = se.fc1.weight
+        if z.dtype != w.dtype:
+            return apply_gate(se.fc2(F.relu(se.fc1(z.to(w.dtype)))), se.gate).to(z.dtype)
     return apply_gate(se.fc2(F.relu(se.fc1(z))), se.gate)
 
 
