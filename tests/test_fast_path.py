@@ -472,18 +472,22 @@ def test_optimize_for_inference_whole_networks(name):
 )
 def test_bf16_weights_compute_what_autocast_computes(name, options):
     """``optimize_for_inference(dtype=bf16)`` stores the weights autocast would cast on every
-    call; on the fast path its logits equal autocast's over the folded model bit for bit."""
+    call; on the fast path its logits equal autocast's over the folded model bit for bit (with
+    the oneDNN-packed convolutions: within bf16 rounding, another summation order)."""
     torch.manual_seed(15)
     model = randomize_bn(senet.create_model(name, **options)).eval()
     x = torch.randn(3, 3, 32, 32)
     folded = fold_batchnorm(model, example=x[:1])
-    fast = optimize_for_inference(model, example=x[:1], dtype=torch.bfloat16)
+    fast = optimize_for_inference(model, example=x[:1], dtype=torch.bfloat16, prepack=False)
+    packed = optimize_for_inference(model, example=x[:1], dtype=torch.bfloat16)
     with torch.no_grad():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             expected = folded(x).float()
         got = fast(x)  # float32 in, float32 out
-    assert got.dtype == torch.float32
+        got_packed = packed(x)
+    assert got.dtype == got_packed.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    torch.testing.assert_close(got_packed, expected, rtol=0.05, atol=0.02)
     se_fcs = {
         id(fc)
         for b in fast.modules()

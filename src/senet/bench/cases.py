@@ -111,8 +111,8 @@ def infer_case(
 ) -> Case:
     """Inference latency: one forward under ``inference_mode`` (and bf16 autocast if ``amp``).
 
-    ``mode``: eager; fused (BN folded); optimized (``optimize_for_inference``: BN folded and the
-    squeeze moved before conv3); cast (the whole model ``.to(bfloat16)``, input too: what a timm
+    ``mode``: eager; fused (BN folded); optimized (``optimize_for_inference``: BN folded, the
+    squeeze moved before conv3, convolution weights packed for oneDNN); cast (the whole model ``.to(bfloat16)``, input too: what a timm
     user does without autocast; bf16 only); jit (``torch.jit.optimize_for_inference``, for timm);
     compile (``torch.compile`` with Inductor's ``freezing``; compiles on the first, warm-up, call).
     With ``amp="bf16"``, fused and optimized store their weights in bfloat16

@@ -2,7 +2,8 @@
 weights stored in bfloat16 once instead of cast by autocast on every call.
 
 ``optimize_for_inference`` applies them (``fold_batchnorm``, then ``squeeze_early`` in float32 or
-``cast_for_inference`` for ``dtype=torch.bfloat16``).
+``cast_for_inference`` for ``dtype=torch.bfloat16``), then packs the convolution weights for
+oneDNN once (``senet.layers.prepack``).
 
 ``torch.jit.optimize_for_inference`` folds BN and fuses conv+ReLU into MKL-DNN ops, but an SE
 block's pooling and channel-wise multiply force conversions between MKL-DNN and dense tensors in
@@ -23,6 +24,7 @@ import functools
 import torch
 from torch import nn
 
+from senet.layers.prepack import prepack_convolutions
 from senet.layers.se import SqueezeExcitation
 
 #: weight dtypes ``cast_for_inference`` accepts (reduced precision with float32-range exponents
@@ -143,12 +145,22 @@ def squeeze_early(model: nn.Module) -> int:
 
 
 def optimize_for_inference(
-    model: nn.Module, example: torch.Tensor | None = None, dtype: torch.dtype | None = None
+    model: nn.Module,
+    example: torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    prepack: bool = True,
 ) -> nn.Module:
-    """An eval-mode copy of ``model`` for inference: ``fold_batchnorm``, then ``squeeze_early``.
+    """An eval-mode copy of ``model`` for inference: ``fold_batchnorm``, then ``squeeze_early``,
+    then (CPU, float32/bf16) ``prepack_convolutions``.
 
     Outputs equal ``model.eval()``'s up to float32 rounding (tests: float64 within 1e-9). The
-    copy is for inference only (no ``bn*`` keys, rewritten blocks refuse training mode).
+    copy is for inference only (no ``bn*`` keys, rewritten blocks refuse training mode, its
+    parameters do not require grad).
+
+    ``prepack=True`` (default): convolutions on CPU keep their weights reordered for oneDNN once
+    (``senet.layers.prepack``) instead of on every call, as ``torch.compile``'s freezing does;
+    at batch 1 this cut SE-ResNet-50's latency by 25–30% here. Their results differ from the
+    unpacked convolution's by float rounding only (another summation order).
 
     ``dtype=torch.bfloat16``: after folding, ``cast_for_inference`` stores the convolution and
     linear weights in bfloat16, so each call skips the float32→bfloat16 weight casts that
@@ -158,10 +170,15 @@ def optimize_for_inference(
     would read conv3's weights in float32 on every call (measured slower).
     """
     fast = fold_batchnorm(model, example=example)
+    fast.requires_grad_(False)
+    if example is None:
+        example = _default_example(fast)
     if dtype is None or dtype == torch.float32:
         squeeze_early(fast)
     else:
         cast_for_inference(fast, dtype)
+    if prepack:
+        prepack_convolutions(fast, example)
     return fast
 
 
