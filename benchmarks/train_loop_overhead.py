@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "clock": args.clock,
         "precision": choice.describe(),
-        "cpu": cpu_info().name,
+        "cpu": cpu_info().model,
         "cpu_capability": cpu_info().capability,
         "load_average_before": load_before,
         "load_average_after": load_average(),

@@ -1,0 +1,62 @@
+"""The scripts in benchmarks/ run end to end on tiny settings (one of them once crashed on its
+last line, writing its report, after every timed round had run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_train_loop_overhead_writes_its_report(tmp_path: Path) -> None:
+    stem = tmp_path / "loop"
+    proc = _run(
+        "train_loop_overhead.py",
+        *("--images", "128", "--batch-size", "32", "--bare-steps", "2", "--rounds", "1"),
+        *("--threads", "1", "--clock", "cpu", "--out", str(stem)),
+    )
+    assert "train()/bare" in proc.stdout
+    report = json.loads(stem.with_suffix(".json").read_text())
+    assert report["cpu"] and report["median"]["ratio"] > 0
+    assert len(report["rounds"]) == 1
+    assert "| **median** |" in stem.with_suffix(".md").read_text()
+
+
+@pytest.mark.slow
+def test_block_overhead_writes_its_report(tmp_path: Path) -> None:
+    stem = tmp_path / "block"
+    _run(
+        "block_overhead.py", "--rounds", "1", "--threads", "1", "--amp", "none", "--out", str(stem)
+    )
+    text = stem.with_suffix(".md").read_text()
+    assert "cifar_se_resnet20 stage1" in text and "fp32 CL" in text
+    assert json.loads(stem.with_suffix(".json").read_text())
+
+
+def test_profile_se_prints_a_profile() -> None:
+    proc = _run(
+        "profile_se.py",
+        "cifar_se_resnet20",
+        *("--batch", "2", "--size", "32", "--steps", "1", "--train", "--threads", "1"),
+    )
+    assert "Self CPU time total" in proc.stdout
