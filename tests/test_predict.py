@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 import senet
+from _helpers import run_senet
 from senet.cli import main
 from senet.data.preprocessing import Preprocessing
 from senet.interop.inference import class_names, eval_transform
@@ -159,3 +160,29 @@ def test_registered_input_size_is_the_default(tmp_path: Path) -> None:
     (r,) = list(predict(model, [make_images(tmp_path)[0]], meta))
     assert r.error is None and len(r.top) == 5
     assert seen == [(1, 3, 32, 32)]
+
+
+@pytest.mark.parametrize("amp", ["none", "bf16"])
+def test_optimize_gives_the_same_predictions(
+    cifar_checkpoint: Path, tmp_path: Path, amp: str
+) -> None:
+    """``--optimize`` (BN folded, convolution weights packed; bf16 weights under bf16) through
+    the real entry point: the same classes in the same order, probabilities within rounding."""
+    images = make_images(tmp_path)
+    runs = []
+    for extra in ([], ["--optimize"]):
+        proc = run_senet(
+            "predict", cifar_checkpoint, *images, "--json", "--topk", "10", "--amp", amp, *extra
+        )
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads(proc.stdout))
+    plain, fast = runs
+    assert [r["path"] for r in fast] == [r["path"] for r in plain] == [str(p) for p in images]
+    tol = 1e-4 if amp == "none" else 0.02  # bf16: autocast's casts vs weights stored in bf16
+    for a, b in zip(plain, fast):
+        pa = {t["class"]: t["prob"] for t in a["topk"]}
+        pb = {t["class"]: t["prob"] for t in b["topk"]}
+        assert pa.keys() == pb.keys()
+        assert all(abs(pa[c] - pb[c]) <= tol for c in pa)
+        if amp == "none":
+            assert [t["class"] for t in a["topk"]] == [t["class"] for t in b["topk"]]

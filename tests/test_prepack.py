@@ -156,3 +156,21 @@ def test_optimize_for_inference_packs_and_keeps_the_outputs(name, layout):
     with torch.no_grad():
         torch.testing.assert_close(out, plain(x), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(F.softmax(out, 1), F.softmax(model(x), 1), rtol=1e-4, atol=1e-4)
+
+
+@needs_onednn
+def test_optimize_for_inference_under_inference_mode():
+    """Built and run inside ``torch.inference_mode`` (as ``senet predict --optimize`` does): its
+    tensors have no version counter, and the packed weights still follow weight replacement."""
+    torch.manual_seed(4)
+    model = senet.create_model("cifar_se_resnet20").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.inference_mode():
+        fast = optimize_for_inference(model, example=x[:1])
+        want = optimize_for_inference(model, example=x[:1], prepack=False)(x)
+        torch.testing.assert_close(fast(x), want, rtol=1e-4, atol=1e-4)
+        stem = next(m for m in fast.modules() if isinstance(m, PackedConv2d))
+        assert stem.in_channels == 3
+        stem.weight = nn.Parameter(torch.zeros_like(stem.weight), requires_grad=False)
+        out = stem(x)  # repacked: zero weights leave the (folded BN) bias alone
+        torch.testing.assert_close(out, stem.bias.view(1, -1, 1, 1).expand_as(out))

@@ -167,10 +167,14 @@ def predict(
     batch_size: int = 32,
     precision: PrecisionChoice | None = None,
     preprocessing: Preprocessing | None = None,
+    optimize: bool = False,
 ) -> Iterator[Prediction]:
     """Top-``topk`` softmax probabilities per image, ``batch_size`` images per forward pass.
 
     Results come in input order as each batch finishes; a bad file gets an error, the rest run.
+    ``optimize``: run an ``optimize_for_inference`` copy of ``model`` (BN folded, convolution
+    weights packed for oneDNN; bf16 weights under bf16 precision), built on the first batch:
+    faster, with probabilities equal to the unoptimized model's up to float rounding.
     """
     meta = meta or {}
     prep = preprocessing or preprocessing_of(meta)
@@ -196,6 +200,8 @@ def predict(
             x = torch.stack(list(tensors.values())).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if optimize:
+                model, optimize = _optimized(model, x[:1], dtype), False
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = model(x)
             values, indices = logits.float().softmax(dim=1).topk(k)
@@ -205,3 +211,10 @@ def predict(
             }
         for p in chunk:
             yield Prediction(p, error=errors[p]) if p in errors else Prediction(p, tops[p])
+
+
+def _optimized(model: nn.Module, example: torch.Tensor, dtype: torch.dtype | None) -> nn.Module:
+    from senet.layers.fuse import optimize_for_inference
+
+    # weights stored in the autocast dtype where cast_for_inference supports it (bf16, fp16)
+    return optimize_for_inference(model, example=example, dtype=dtype)

@@ -49,6 +49,12 @@ def _autocast_dtype() -> torch.dtype:
     return torch.get_autocast_dtype("cpu")
 
 
+def _stamp(t: torch.Tensor) -> tuple:
+    # tensors made under inference_mode have no version counter (and cannot be changed in place
+    # outside it): their storage and dtype identify them
+    return (t.data_ptr(), t.dtype, None if t.is_inference() else t._version)
+
+
 def _packable(conv: nn.Module) -> bool:
     return (
         type(conv) is nn.Conv2d
@@ -84,13 +90,7 @@ class PackedConv2d(nn.Conv2d):
         return new
 
     def _weight_stamp(self) -> tuple:
-        w, b = self.weight, self.bias
-        return (
-            w.data_ptr(),
-            w._version,
-            w.dtype,
-            None if b is None else (b.data_ptr(), b._version),
-        )
+        return (_stamp(self.weight), None if self.bias is None else _stamp(self.bias))
 
     def _pack(self) -> None:
         w = self.weight.detach()
