@@ -24,6 +24,7 @@ import functools
 import torch
 from torch import nn
 
+from senet.layers.module_utils import replace_submodule, run_hooked
 from senet.layers.prepack import prepack_convolutions
 from senet.layers.se import SqueezeExcitation
 
@@ -60,12 +61,7 @@ def _find_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str]
             handles.append(m.register_forward_hook(on_conv(name)))
         elif type(m) is nn.BatchNorm2d:
             handles.append(m.register_forward_pre_hook(on_bn(name)))
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
+    run_hooked(model, example, handles)
     # a module called more than once (shared) cannot be folded safely
     return [(c, b) for c, b in pairs if calls.get(c) == 1 and calls.get(b) == 1]
 
@@ -105,8 +101,8 @@ def fold_batchnorm(
         example = _default_example(model)
     for conv_name, bn_name in _find_pairs(model, example):
         conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
-        _set(model, conv_name, fold_conv_bn(conv, bn))
-        _set(model, bn_name, nn.Identity())
+        replace_submodule(model, conv_name, fold_conv_bn(conv, bn))
+        replace_submodule(model, bn_name, nn.Identity())
     return model
 
 
@@ -246,9 +242,3 @@ def _default_example(model: nn.Module) -> torch.Tensor:
     raise ValueError(
         "could not run the model on 1×3×224×224 or 1×3×32×32; pass example= (one input batch)"
     )
-
-
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx import Proxy
 
+from senet.layers.module_utils import replace_submodule, run_hooked
+
 #: weight dtypes that can be packed (bf16 only where oneDNN supports it on this CPU)
 PACK_DTYPES = (torch.float32, torch.bfloat16)
 
@@ -170,16 +172,9 @@ def prepack_convolutions(model: nn.Module, example: torch.Tensor) -> int:
             handles.append(m.register_forward_pre_hook(record))
     if not handles:
         return 0
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
+    run_hooked(model, example, handles)
     for name, size in sizes.items():
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        packed = PackedConv2d.from_conv(getattr(parent, child), size)
+        packed = PackedConv2d.from_conv(model.get_submodule(name), size)
         packed._pack()
-        setattr(parent, child, packed)
+        replace_submodule(model, name, packed)
     return len(sizes)
