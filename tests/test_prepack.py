@@ -174,3 +174,15 @@ def test_optimize_for_inference_under_inference_mode():
         stem.weight = nn.Parameter(torch.zeros_like(stem.weight), requires_grad=False)
         out = stem(x)  # repacked: zero weights leave the (folded BN) bias alone
         torch.testing.assert_close(out, stem.bias.view(1, -1, 1, 1).expand_as(out))
+
+
+@needs_onednn
+def test_a_convolution_onednn_refuses_stays_plain(monkeypatch):
+    def refuse(*_args):
+        raise RuntimeError("no such oneDNN configuration")
+
+    monkeypatch.setattr(PackedConv2d, "_pack", lambda self: refuse())
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)).eval()
+    with pytest.warns(UserWarning, match=r"0 left unpacked \(no such oneDNN configuration\)"):
+        assert prepack_convolutions(model, torch.randn(1, 3, 8, 8)) == 0
+    assert type(model[0]) is nn.Conv2d

@@ -18,6 +18,7 @@ weight is replaced or changed in place (``.to()``, ``load_state_dict``), the nex
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -159,7 +160,8 @@ def prepack_convolutions(model: nn.Module, example: torch.Tensor) -> int:
     Packable: CPU weights in float32 (or bfloat16 where oneDNN supports it here), zero padding
     given as numbers. ``example`` is one input batch, run once (no grad) to learn each
     convolution's input shape, which oneDNN uses to choose the packed layout (other shapes still
-    work). Returns how many convolutions were packed; 0 where oneDNN is unavailable.
+    work). Returns how many convolutions were packed; 0 where oneDNN is unavailable. A convolution
+    whose weight oneDNN refuses to pack stays a plain ``nn.Conv2d`` (with a warning).
     """
     sizes: dict[str, list[int]] = {}
     handles = []
@@ -173,8 +175,14 @@ def prepack_convolutions(model: nn.Module, example: torch.Tensor) -> int:
     if not handles:
         return 0
     run_hooked(model, example, handles)
+    count = 0
     for name, size in sizes.items():
         packed = PackedConv2d.from_conv(model.get_submodule(name), size)
-        packed._pack()
+        try:
+            packed._pack()
+        except RuntimeError as err:  # a oneDNN build without this configuration: leave it plain
+            warnings.warn(f"prepack_convolutions: {name} left unpacked ({err})", stacklevel=2)
+            continue
         replace_submodule(model, name, packed)
-    return len(sizes)
+        count += 1
+    return count
