@@ -60,3 +60,32 @@ def test_profile_se_prints_a_profile() -> None:
         *("--batch", "2", "--size", "32", "--steps", "1", "--train", "--threads", "1"),
     )
     assert "Self CPU time total" in proc.stdout
+
+
+def test_quiet_sh_pauses_matching_processes_and_resumes_them(tmp_path: Path) -> None:
+    marker = f"quiet-test-{os.getpid()}"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    try:
+        state = f"ps -o stat= -p {sleeper.pid} | cut -c1"
+        proc = subprocess.run(
+            [str(ROOT / "benchmarks" / "quiet.sh"), "bash", "-c", state],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PATTERN": marker},
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "T", "paused while the command ran"
+        assert f"pausing 1 process(es) matching '{marker}'" in proc.stderr
+        after = subprocess.run(["bash", "-c", state], capture_output=True, text=True).stdout
+        assert after.strip() in {"S", "R"}, "resumed afterwards"
+        failing = subprocess.run(
+            [str(ROOT / "benchmarks" / "quiet.sh"), "false"],
+            env={**os.environ, "PATTERN": marker},
+            timeout=60,
+        )
+        assert failing.returncode == 1, "the command's exit status comes back"
+        after = subprocess.run(["bash", "-c", state], capture_output=True, text=True).stdout
+        assert after.strip() in {"S", "R"}, "resumed after a failing command too"
+    finally:
+        sleeper.kill()
