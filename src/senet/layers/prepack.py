@@ -146,9 +146,9 @@ class PackedConv2d(nn.Conv2d):
 
     def __getstate__(self) -> dict:
         # the packed weight is an opaque oneDNN tensor (no storage to copy or pickle): copies and
-        # unpickled modules repack on their first call
-        state = super().__getstate__()
-        return {**state, "_packed": None, "_stamp": None}
+        # unpickled modules repack on their first call (a copy of __dict__: object.__getstate__
+        # is Python 3.11+)
+        return {**self.__dict__, "_packed": None, "_stamp": None}
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ", packed=oneDNN"
