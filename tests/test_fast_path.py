@@ -428,6 +428,28 @@ def test_early_squeeze_is_exact_and_keeps_the_gate_hooks(layout, stride_in):
         fast.train()(x)
 
 
+def test_early_squeeze_runs_only_where_it_reads_less(monkeypatch):
+    """Per call, a rewritten block squeezes early only if conv3's input and weight are smaller
+    than its output (N·HW·C_in + C_out·C_in < N·HW·C_out): not at batch 1 on tiny maps."""
+    torch.manual_seed(13)
+    model = randomize_bn(_bottlenecks(SEConfig(reduction=4))).double()
+    fast = optimize_for_inference(model, example=torch.randn(1, 16, 10, 10, dtype=torch.float64))
+    calls = []
+    original = Bottleneck._forward_early_squeeze
+
+    def spy(self, h, shortcut):
+        calls.append(tuple(h.shape))
+        return original(self, h, shortcut)
+
+    monkeypatch.setattr(Bottleneck, "_forward_early_squeeze", spy)
+    for shape, early in [((3, 16, 10, 10), 2), ((1, 16, 2, 2), 0)]:
+        calls.clear()
+        x = torch.randn(*shape, dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(fast(x), model(x), rtol=1e-9, atol=1e-9)
+        assert len(calls) == early, (shape, calls)
+
+
 @pytest.mark.parametrize(
     "se",
     [SEConfig(reduction=4, squeeze="max"), SEConfig(reduction=4, integration="3x3"), None],
