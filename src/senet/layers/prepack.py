@@ -5,8 +5,8 @@ blocked layout on each call. ``torch.compile``'s freezing pass avoids that by pa
 once (``mkldnn._reorder_convolution_weight``) and calling ``mkldnn._convolution_pointwise``; that
 is most of why compiled models ran faster here (issue 7). ``prepack_convolutions`` does the same
 in eager mode, without a compiler: every eligible ``nn.Conv2d`` becomes a ``PackedConv2d``.
-Measured at batch 1 on SE-ResNet-50 (AMD EPYC, 2 threads): float32 70.8 → 50.7 ms, bf16
-37.5 → 28.9 ms (benchmarks/README.md).
+Measured at batch 1 on SE-ResNet-50, channels-last (AMD EPYC, 2 threads): float32 70.8 → 50.7 ms,
+bf16 37.5 → 28.9 ms (benchmarks/README.md).
 
 A ``PackedConv2d`` keeps its dense ``weight``/``bias`` (same state-dict keys, used by the early
 squeeze and by every fallback) and uses the packed copy only where it computes the same thing:
