@@ -23,6 +23,7 @@ from senet.data.datasets import IMAGE_EXTENSIONS
 from senet.data.preprocessing import Preprocessing
 from senet.factory import create_model
 from senet.interop.weights_file import load_model, preprocessing_of, weights_path
+from senet.layers.fuse import optimize_for_inference
 from senet.models.registry import get_entry, list_models
 from senet.utils.cpu import PrecisionChoice
 from senet.weights import find_weights, get_weights
@@ -201,7 +202,9 @@ def predict(
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if optimize:
-                model, optimize = _optimized(model, x[:1], dtype), False
+                # built on the first batch; weights stored in the autocast dtype (bf16, fp16)
+                model = optimize_for_inference(model, example=x[:1], dtype=dtype)
+                optimize = False
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = model(x)
             values, indices = logits.float().softmax(dim=1).topk(k)
@@ -211,10 +214,3 @@ def predict(
             }
         for p in chunk:
             yield Prediction(p, error=errors[p]) if p in errors else Prediction(p, tops[p])
-
-
-def _optimized(model: nn.Module, example: torch.Tensor, dtype: torch.dtype | None) -> nn.Module:
-    from senet.layers.fuse import optimize_for_inference
-
-    # weights stored in the autocast dtype where cast_for_inference supports it (bf16, fp16)
-    return optimize_for_inference(model, example=example, dtype=dtype)
