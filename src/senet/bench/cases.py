@@ -21,7 +21,7 @@ from senet.bench.plain_loop import PlainCifarResNet
 from senet.data.datasets import ImageTensorSet, build_dataset
 from senet.data.loaders import TensorBatchLoader
 from senet.factory import create_model
-from senet.layers import ops
+from senet.layers import native, ops
 from senet.layers.fuse import cast_for_inference, fold_batchnorm, optimize_for_inference
 
 Layout = str  # "nchw" | "cl"
@@ -54,7 +54,7 @@ class Case:
     batch: int
     size: int
     layout: Layout
-    path: str  # "fast" | "reference" | "-" (not senet code) | "compile"
+    path: str  # "fast" | "aten" (fast, native kernels off) | "reference" | "-" (not senet code) | "compile"
     step: Callable[[], None] = field(repr=False)
     images: int = 0
     extra: dict[str, object] = field(default_factory=dict)
@@ -69,6 +69,9 @@ class Case:
         """Run with this case's SE code path selected."""
         if self.path == "reference":
             with ops.reference_path():
+                yield
+        elif self.path == "aten":  # the fast path without the native kernels
+            with ops.fast_path(), native.disabled():
                 yield
         else:
             with ops.fast_path():

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from senet._version import __version__
+from senet.layers import native
 from senet.utils.cpu import cpu_info
 
 
@@ -68,6 +69,7 @@ def environment() -> dict[str, object]:
         "cpu_capability": info.capability,
         "cpu_flags": sorted(info.flags),
         "cpu_summary": info.describe(),
+        "native_se_kernels": native.status(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),

@@ -141,6 +141,7 @@ def _predict(args: argparse.Namespace) -> int:
     from senet.cli.eval import resolve_device, set_threads
     from senet.interop.evaluation import prepare_model
     from senet.interop.inference import expand_inputs, load_classifier, predict
+    from senet.layers import native
     from senet.utils.cpu import choose_precision
 
     if args.topk < 1:
@@ -152,7 +153,8 @@ def _predict(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     device = resolve_device(args.device)
     precision = choose_precision(device, args.amp, args.channels_last)
-    print(f"senet predict: {precision.describe()}", file=sys.stderr)
+    kernels = native.describe_for(device, precision.channels_last)
+    print(f"senet predict: {precision.describe()}{kernels}", file=sys.stderr)
     model = prepare_model(model, device, precision)
     failed = 0
     if args.json:

@@ -139,6 +139,7 @@ def _eval(args: argparse.Namespace) -> int:
     from senet.interop.evaluation import evaluate_batches, prepare_model, tta_transform
     from senet.interop.inference import load_classifier
     from senet.interop.weights_file import preprocessing_of
+    from senet.layers import native
     from senet.utils.cpu import choose_precision
     from senet.utils.io import atomic_write
 
@@ -196,6 +197,7 @@ def _eval(args: argparse.Namespace) -> int:
         if why
         else precision.describe()
     )
+    described += native.describe_for(device, precision.channels_last)
     print(f"senet eval: {described}; {_describe(prep)}", file=sys.stderr)
     loader = DataLoader(
         images,

@@ -36,6 +36,7 @@ import functools
 
 import torch
 
+from senet.layers import native
 from senet.layers.gates import apply_gate
 
 # Products for d/ds (where no BN kernel applies) are formed at most this many bytes at a time:
@@ -169,6 +170,18 @@ def axpy(x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor | None = None)
         )
         return _untile(out, x.shape)
     return torch.mul(x, s) if shortcut is None else torch.addcmul(shortcut, x, s)
+
+
+def scale_relu(
+    x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor | None, relu: bool
+) -> torch.Tensor:
+    """``relu?(x · s + shortcut?)``: one native pass for an N×C×1×1 gate of ``x``'s dtype on
+    channels-last CPU maps where the kernels are built, else ``axpy`` and an in-place ReLU."""
+    maps = (x,) if shortcut is None else (x, shortcut)
+    if _per_channel(s, x) and s.shape[:2] == x.shape[:2] and native.applies(*maps):
+        return native.scale(x, s.view(x.shape[0], x.shape[1]), shortcut, relu)
+    out = _mul(x, s) if shortcut is None else _muladd(x, s, shortcut)
+    return out.relu_() if relu else out
 
 
 def _affine(g: torch.Tensor, s: torch.Tensor, d: torch.Tensor | None) -> torch.Tensor:
@@ -359,9 +372,7 @@ class _SqueezeExcite(torch.autograd.Function):
         z = mean_hw(x, _excite_dtype(x, w1))
         s = se.excite(z)  # the block's own excitation: float32 math, gate_out hooks see s
         sx = _as(s, x.dtype)
-        out = axpy(x, sx, shortcut)
-        if relu:
-            out.relu_()
+        out = scale_relu(x, sx, shortcut, relu)
         ctx.gate, ctx.relu, ctx.has_shortcut = se.gate, relu, shortcut is not None
         ctx.save_for_backward(x, z, s.view(n, c), sx, out if relu else None, w1, b1, w2, b2)
         return out
@@ -371,11 +382,22 @@ class _SqueezeExcite(torch.autograd.Function):
         x, z, s, sx, out, w1, b1, w2, b2 = ctx.saved_tensors
         need = ctx.needs_input_grad
         h = _linear(z, _matrix(w1, z.dtype), b1).relu_()  # recomputed: N×hidden, cheap
-        g = torch.ops.aten.threshold_backward(grad, out, 0) if ctx.relu else grad
-        gs = sum_hw_product(g, x, z.dtype)
+        fused = native.applies(x, grad)
+        if fused and ctx.relu:
+            g, gs = native.relu_grad_sum(grad, out, x)  # the ReLU mask and d/ds in one pass
+        elif fused:
+            g, gs = grad, native.product_sum(grad, x)
+        else:
+            g = torch.ops.aten.threshold_backward(grad, out, 0) if ctx.relu else grad
+            gs = sum_hw_product(g, x, z.dtype)
         wanted = (need[0], need[2], need[3], need[4], need[5])
-        dz, *gparams = excite_backward(gs, z, h, s, (w1, b1, w2, b2), ctx.gate, wanted)
-        gx = _affine(g, sx, dz * (1.0 / (x.shape[2] * x.shape[3]))) if need[0] else None
+        dz, *gparams = excite_backward(
+            _as(gs, z.dtype), z, h, s, (w1, b1, w2, b2), ctx.gate, wanted
+        )
+        gx = None
+        if need[0]:
+            d = dz * (1.0 / (x.shape[2] * x.shape[3]))
+            gx = native.affine(g, sx, d) if fused else _affine(g, sx, d)
         gsc = g if ctx.has_shortcut and need[1] else None
         return gx, gsc, *gparams, None, None
 
@@ -394,9 +416,7 @@ def squeeze_excite(
         or (shortcut is not None and shortcut.requires_grad)
     ):
         return _SqueezeExcite.apply(x, shortcut, w1, b1, w2, b2, se, relu)
-    s = se.excitation(x)
-    out = _mul(x, s) if shortcut is None else _muladd(x, s, shortcut)
-    return out.relu_() if relu else out
+    return scale_relu(x, se.excitation(x), shortcut, relu)
 
 
 def excitation(se: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -444,9 +464,7 @@ class _ScaleAdd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, s, shortcut, relu):  # type: ignore[override]
-        out = _muladd(x, s, shortcut)
-        if relu:
-            out.relu_()
+        out = scale_relu(x, s, shortcut, relu)
         ctx.relu = relu
         ctx.save_for_backward(x, s, out if relu else None)
         return out
@@ -517,8 +535,7 @@ def scale_add(
     """``relu(x · s + shortcut)`` (``relu=False``: without the ReLU, for pre-activation blocks)."""
     if _needs_grad(x, s, shortcut):
         return _ScaleAdd.apply(x, s, shortcut, relu)
-    out = _muladd(x, s, shortcut)
-    return out.relu_() if relu else out
+    return scale_relu(x, s, shortcut, relu)
 
 
 def add_relu(x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:

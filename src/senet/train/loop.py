@@ -23,6 +23,7 @@ from torch import nn
 
 from senet._version import __version__
 from senet.interop.weights_file import RUN_WEIGHTS, save_weights
+from senet.layers import native
 from senet.train import distributed as D
 from senet.train.checkpoint import (
     CHECKPOINT,
@@ -217,7 +218,7 @@ def _resolve_precision(
     if resumed:
         choice = dataclasses.replace(choice, reason="kept from the run's checkpoint unless asked")
     config = dataclasses.replace(config, amp=choice.amp, channels_last=choice.channels_last)
-    return config, choice.describe()
+    return config, choice.describe() + native.describe_for(device, choice.channels_last)
 
 
 # --------------------------------------------------------------------------------------------

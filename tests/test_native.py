@@ -1,0 +1,272 @@
+"""The native SE kernels (senet.layers.native): values, gradients, where they are used, fallbacks.
+
+The kernel tests need the kernels built (a C++ compiler and ninja, Linux x86-64); where they
+cannot be built they skip with the reason, and the fallback tests below still run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+import torch
+
+from _helpers import run_senet, tiny_train_args
+from senet.layers import fast_ops, native, ops
+from senet.layers.se import SEConfig, SqueezeExcitation
+from senet.models.blocks import BasicBlock
+
+CL = torch.channels_last
+TOL = {torch.float32: 2e-6, torch.bfloat16: 8e-3}  # × the reference's largest magnitude
+
+
+def _kernels_or_skip() -> None:
+    if os.environ.get("SENET_NATIVE", "auto") == "0":
+        pytest.skip("SENET_NATIVE=0")
+    if not native.available():
+        pytest.skip(f"native SE kernels cannot be built here: {native.status()}")
+
+
+@pytest.fixture
+def kernels():
+    _kernels_or_skip()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the kernels' parallel split is part of what is tested
+    yield
+    torch.set_num_threads(before)
+
+
+def _map(shape, dtype, fmt, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(shape, generator=g, dtype=torch.float64).to(dtype).contiguous(memory_format=fmt)
+    )
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype) -> None:
+    scale = expected.abs().max().item() or 1.0
+    err = (actual.double() - expected).abs().max().item()
+    assert err <= TOL[dtype] * scale, f"error {err:.3g} > {TOL[dtype]} × {scale:.3g}"
+
+
+# C = 1 and HW = 1 (both layouts are the same memory), periods that do not divide the 64-element
+# tile (3, 7, 100), a segment shorter than a tile, many channels, a map with several 16 K blocks
+SHAPES = [
+    (2, 16, 8, 8),
+    (3, 7, 5, 3),
+    (2, 3, 11, 13),
+    (1, 1, 9, 9),
+    (4, 100, 1, 1),
+    (1, 2048, 7, 7),
+    (2, 24, 40, 40),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("fmt", [CL, torch.contiguous_format], ids=["cl", "nchw"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_kernel_equals_its_formula(kernels, dtype, fmt, shape):
+    x, g, sc = (_map(shape, dtype, fmt, i) for i in range(3))
+    n, c = shape[:2]
+    s = torch.rand(n, c, dtype=torch.float64).to(dtype)
+    d = torch.randn(n, c)
+    xd, gd, scd, sd = x.double(), g.double(), sc.double(), s.double().view(n, c, 1, 1)
+    for relu in (False, True):
+        for shortcut in (None, sc):
+            out = native.scale(x, s, shortcut, relu)
+            want = xd * sd + (0 if shortcut is None else scd)
+            assert out.dtype == dtype and out.stride() == x.stride(), "no layout conversion"
+            _close(out, want.clamp_min(0) if relu else want, dtype)
+    out = native.scale(x, s, sc, True)
+    masked, gs = native.relu_grad_sum(g, out, x)
+    keep = (out > 0).double()
+    assert masked.stride() == x.stride() and gs.dtype == torch.float32 and gs.shape == (n, c)
+    assert torch.equal(masked, torch.where(out > 0, g, torch.zeros_like(g))), "the mask is exact"
+    _close(gs, (gd * keep * xd).sum((2, 3)), dtype)
+    _close(native.product_sum(g, x), (gd * xd).sum((2, 3)), dtype)
+    _close(native.affine(g, s, d), gd * sd + d.double().view(n, c, 1, 1), dtype)
+
+
+def test_kernels_refuse_mismatched_maps(kernels):
+    x = _map((2, 4, 3, 3), torch.float32, CL, 0)
+    s = torch.rand(2, 4)
+    with pytest.raises(RuntimeError, match="shortcut must have the map's shape, strides and dtype"):
+        native.scale(x, s, x.contiguous(), False)
+    with pytest.raises(RuntimeError, match="float32 or bfloat16 maps only"):
+        native.scale(x.double(), s, None, False)
+    with pytest.raises(RuntimeError, match="contiguous"):
+        native.product_sum(x[:, :, :2], x[:, :, :2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("relu", [False, True])
+def test_fused_se_function_native_equals_aten_path(kernels, monkeypatch, dtype, relu):
+    """The whole SE Function, forward and every gradient, on the native kernels and on ATen's."""
+    monkeypatch.setattr(native, "_SMALL", 1)  # small maps too
+    torch.manual_seed(0)
+    se = SqueezeExcitation(24, 4)
+    x0, sc0, gy = (_map((3, 24, 12, 10), dtype, CL, i) for i in range(3))
+
+    def run():
+        x, sc = x0.clone().requires_grad_(), sc0.clone().requires_grad_()
+        se.zero_grad(set_to_none=True)
+        y = fast_ops.squeeze_excite(se, x, sc, relu)
+        y.backward(gy)
+        return [y, x.grad, sc.grad] + [p.grad for p in se.parameters()]
+
+    calls = []
+    for name in ("scale", "relu_grad_sum", "product_sum", "affine"):
+        real = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *a, _f=real, _n=name: calls.append(_n) or _f(*a))
+    with_native = run()
+    assert calls == ["scale", "relu_grad_sum" if relu else "product_sum", "affine"]
+    monkeypatch.setattr(native, "applies", lambda *maps: False)
+    aten = run()
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    for a, b in zip(with_native, aten, strict=True):
+        assert a.dtype == b.dtype and a.stride() == b.stride()
+        torch.testing.assert_close(a.float(), b.float(), rtol=tol, atol=tol * b.abs().max().item())
+
+
+def test_network_training_step_uses_the_kernels_only_on_channels_last(kernels, monkeypatch):
+    """A CIFAR SE-ResNet step: every block's channels-last maps go through the kernels, NCHW maps
+    never, and the loss and every gradient equal the ATen path's (same layout) within float32."""
+    import senet
+
+    used = []
+    real = native.scale
+    monkeypatch.setattr(native, "scale", lambda *a: used.append(a[0].shape) or real(*a))
+
+    def step(fmt):
+        torch.manual_seed(0)
+        model = senet.create_model("cifar_se_resnet20").to(memory_format=fmt)
+        x = torch.randn(16, 3, 32, 32).contiguous(memory_format=fmt)
+        loss = model(x).logsumexp(1).mean()
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    step(torch.contiguous_format)
+    assert used == [], "NCHW maps stay on ATen's kernels"
+    loss, grads = step(CL)
+    assert len(used) == 9, "every block of the channels-last network"
+    monkeypatch.setattr(native, "applies", lambda *maps: False)
+    loss_aten, grads_aten = step(CL)
+    assert abs(loss - loss_aten) < 1e-6
+    torch.testing.assert_close(grads, grads_aten, rtol=1e-4, atol=1e-6)
+
+
+def test_inference_forward_uses_the_fused_scale(kernels, monkeypatch):
+    torch.manual_seed(0)
+    block = BasicBlock(16, 16, 1, None, SEConfig(reduction=4)).eval()
+    x = _map((2, 16, 32, 32), torch.float32, CL, 0).float()
+    with torch.no_grad(), ops.reference_path():
+        want = block(x)
+    used = []
+    real = native.scale
+    monkeypatch.setattr(native, "scale", lambda *a: used.append(1) or real(*a))
+    with torch.no_grad():
+        got = block(x)
+    assert used, "the no-grad path takes the fused kernel"
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# Fallbacks: these run everywhere, kernels or not.
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def fresh_state(monkeypatch):
+    """A fresh 'not yet tried' state, restored afterwards."""
+    saved = dict(native._state)
+    native.reset()
+    yield
+    native._state.clear()
+    native._state.update(saved)
+
+
+def test_mode_is_read_from_the_environment(monkeypatch):
+    for value, want in [
+        ("", "auto"),
+        ("auto", "auto"),
+        ("1", "1"),
+        ("on", "1"),
+        ("0", "0"),
+        ("off", "0"),
+    ]:
+        monkeypatch.setenv("SENET_NATIVE", value)
+        assert native.mode() == want
+    monkeypatch.setenv("SENET_NATIVE", "fast")
+    with pytest.raises(
+        ValueError, match=r"SENET_NATIVE='fast' is not understood; set it to auto, 1"
+    ):
+        native.mode()
+
+
+def test_off_means_never_tried(monkeypatch, fresh_state):
+    monkeypatch.setenv("SENET_NATIVE", "0")
+    monkeypatch.setattr(native, "_build_and_load", lambda: pytest.fail("must not build"))
+    x = _map((2, 16, 32, 32), torch.float32, CL, 0).float()
+    assert not native.applies(x)
+    assert native.status() == "off (SENET_NATIVE=0)"
+    assert native.describe_for("cpu", True) == "; native SE kernels off (SENET_NATIVE=0)"
+    assert native.describe_for("cpu", False) == "" and native.describe_for("meta", True) == ""
+
+
+def test_a_failed_build_warns_once_and_falls_back(monkeypatch, fresh_state):
+    monkeypatch.setenv("SENET_NATIVE", "auto")
+    monkeypatch.setattr(native, "_unsupported_platform", lambda: "")
+    tries = []
+
+    def fail():
+        tries.append(1)
+        raise RuntimeError("Error building extension\nc++: command not found")
+
+    monkeypatch.setattr(native, "_build_and_load", fail)
+    x = _map((2, 16, 32, 32), torch.float32, CL, 0).float()
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"native SE kernels unavailable \(RuntimeError: c\+\+: command not found\)",
+    ):
+        assert not native.applies(x)
+    assert not native.applies(x) and tries == [1], "tried once per process"
+    se = SqueezeExcitation(16, 4)
+    y = fast_ops.squeeze_excite(se, x, x, True)  # the ATen path, same numbers
+    with ops.reference_path():
+        want = se(x) * 0 + torch.relu(x * se.excitation(x) + x)
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+
+
+def test_required_but_unavailable_is_an_error(monkeypatch, fresh_state):
+    monkeypatch.setenv("SENET_NATIVE", "1")
+    monkeypatch.setattr(
+        native, "_unsupported_platform", lambda: "built only on Linux x86-64 (this is darwin arm64)"
+    )
+    with pytest.raises(
+        RuntimeError, match=r"SENET_NATIVE=1 but .* Linux x86-64 .*pip install 'senet\[native\]'"
+    ):
+        native.available()
+
+
+def test_build_name_follows_the_cpu(monkeypatch):
+    from senet.utils import cpu
+
+    here = native.build_name()
+    other = cpu.CpuInfo("Some Other CPU", "AVX2", frozenset({"avx2"}), "test")
+    monkeypatch.setattr(cpu, "cpu_info", lambda: other)
+    assert native.build_name() != here, "a build for one CPU is never loaded on another"
+
+
+def test_the_train_command_names_the_kernels_in_its_settings_line(tiny_imagefolder, tmp_path):
+    """Through the real entry point: the precision line (printed and kept in summary.json) says
+    whether the kernels are on, for a channels-last CPU run."""
+    out = tmp_path / "run"
+    args = tiny_train_args(tiny_imagefolder, out, "--channels-last", epochs=1)
+    done = run_senet(
+        "train", *[("cifar_se_resnet20" if a == "cifar_resnet20" else a) for a in args]
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    match = re.search(r"native SE kernels (on|off \(.+\))", summary["precision"])
+    assert match, summary["precision"]
+    assert match.group(0) in done.stderr + done.stdout
