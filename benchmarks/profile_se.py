@@ -3,6 +3,7 @@
     python benchmarks/profile_se.py se_resnet50 --batch 16 --train --layout cl --path reference
     python benchmarks/profile_se.py se_resnet50 --batch 1 --layout nchw           # inference
     python benchmarks/profile_se.py cifar_se_resnet20 --batch 128 --train --layout cl --amp bf16
+    python benchmarks/profile_se.py cifar_se_resnet20 --batch 128 --train --layout cl --path aten
 
 Prints the ops sorted by self CPU time; the SE ops are ``mean``/``sum``/``div`` (squeeze and its
 backward), ``mul``/``add``/``clamp_min``/``threshold_backward`` (scale, Axpy, ReLU) and the FCs
@@ -12,6 +13,7 @@ backward), ``mul``/``add``/``clamp_min``/``threshold_backward`` (scale, Axpy, Re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import torch
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 import senet
-from senet.layers import ops
+from senet.layers import native, ops
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         "--train", action="store_true", help="profile training steps (default: inference)"
     )
     p.add_argument("--layout", choices=("nchw", "cl"), default="nchw")
-    p.add_argument("--path", choices=("fast", "reference"), default="fast")
+    p.add_argument(
+        "--path",
+        choices=("fast", "aten", "reference"),
+        default="fast",
+        help="aten: the fast path without the native kernels",
+    )
     p.add_argument("--amp", choices=("none", "bf16"), default="none", help="bf16: CPU autocast")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
@@ -39,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    ops.set_fast_path(args.path == "fast")
+    ops.set_fast_path(args.path != "reference")
+    kernels = native.disabled() if args.path == "aten" else contextlib.nullcontext()
     fmt = torch.channels_last if args.layout == "cl" else torch.contiguous_format
     model = senet.create_model(args.model).to(memory_format=fmt)
     size = args.size or (32 if args.model.startswith("cifar") else 224)
@@ -62,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
                 model(x)
 
     model.train(args.train)
-    for _ in range(2):
-        step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(args.steps):
+    with kernels:
+        for _ in range(2):
             step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.steps):
+                step()
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows))
     return 0
 

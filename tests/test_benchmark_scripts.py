@@ -53,11 +53,29 @@ def test_block_overhead_writes_its_report(tmp_path: Path) -> None:
     assert json.loads(stem.with_suffix(".json").read_text())
 
 
+def test_native_kernels_writes_its_report(tmp_path: Path) -> None:
+    from senet.layers import native
+
+    if not native.available():
+        pytest.skip(f"native SE kernels cannot be built here: {native.status()}")
+    stem = tmp_path / "native"
+    _run(
+        "native_kernels.py",
+        *("--amp", "none", "--batch", "8", "--rounds", "1", "--steps", "1", "--threads", "1"),
+        *("--out", str(stem)),
+    )
+    text = stem.with_suffix(".md").read_text()
+    assert "SE-ResNet-20, C++ node" in text and "SE-ResNet-20, ATen only" in text
+    rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
+    assert len(rows) == 4 and all(r["median ms"] > 0 for r in rows)
+
+
 def test_profile_se_prints_a_profile() -> None:
     proc = _run(
         "profile_se.py",
         "cifar_se_resnet20",
         *("--batch", "2", "--size", "32", "--steps", "1", "--train", "--threads", "1"),
+        *("--layout", "cl", "--path", "aten"),
     )
     assert "Self CPU time total" in proc.stdout
 

@@ -100,44 +100,103 @@ def test_kernels_refuse_mismatched_maps(kernels):
         native.product_sum(x[:, :, :2], x[:, :, :2])
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("relu", [False, True])
-def test_fused_se_function_native_equals_aten_path(kernels, monkeypatch, dtype, relu):
-    """The whole SE Function, forward and every gradient, on the native kernels and on ATen's."""
-    monkeypatch.setattr(native, "_SMALL", 1)  # small maps too
-    torch.manual_seed(0)
-    se = SqueezeExcitation(24, 4)
-    x0, sc0, gy = (_map((3, 24, 12, 10), dtype, CL, i) for i in range(3))
-
-    def run():
-        x, sc = x0.clone().requires_grad_(), sc0.clone().requires_grad_()
-        se.zero_grad(set_to_none=True)
-        y = fast_ops.squeeze_excite(se, x, sc, relu)
-        y.backward(gy)
-        return [y, x.grad, sc.grad] + [p.grad for p in se.parameters()]
-
+def _spy(monkeypatch, *names):
+    """Record the calls of the named ``senet.layers.native`` functions (still calling them)."""
     calls = []
-    for name in ("scale", "relu_grad_sum", "product_sum", "affine"):
+    for name in names:
         real = getattr(native, name)
         monkeypatch.setattr(native, name, lambda *a, _f=real, _n=name: calls.append(_n) or _f(*a))
-    with_native = run()
+    return calls
+
+
+def _block_run(se, x0, sc0, gy, relu, amp):
+    x, sc = x0.clone().requires_grad_(), None if sc0 is None else sc0.clone().requires_grad_()
+    se.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        y = fast_ops.squeeze_excite(se, x, sc, relu)
+    y.backward(gy)
+    grads = [x.grad] + ([] if sc is None else [sc.grad])
+    return [y, *grads] + [p.grad for p in se.parameters()]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("relu", "shortcut", "gate", "bias"),
+    [(True, True, "sigmoid", True), (False, True, "tanh", False), (False, False, "relu", True)],
+)
+def test_whole_block_node_equals_python_function_and_aten(
+    kernels, monkeypatch, dtype, relu, shortcut, gate, bias
+):
+    """The C++ autograd node, the Python Function on the same kernels, and the ATen path: the
+    same output and every gradient (float32 within 1e-5 and 1e-6 between the two native forms;
+    bf16 under autocast within 2e-2), same dtypes and layouts."""
+    monkeypatch.setattr(native, "_SMALL", 1)  # small maps too
+    torch.manual_seed(0)
+    se = SqueezeExcitation(24, 4, gate=gate, bias=bias)
+    x0, sc0, gy = (_map((3, 24, 12, 10), dtype, CL, i) for i in range(3))
+    sc0 = sc0 if shortcut else None
+    amp = dtype == torch.bfloat16
+    calls = _spy(monkeypatch, "squeeze_excite", "scale", "relu_grad_sum", "product_sum", "affine")
+    node = _block_run(se, x0, sc0, gy, relu, amp)
+    assert calls == ["squeeze_excite"], "the whole block is one C++ call"
+    calls.clear()
+    monkeypatch.setattr(fast_ops, "_native_block", lambda *args: False)
+    function = _block_run(se, x0, sc0, gy, relu, amp)
     assert calls == ["scale", "relu_grad_sum" if relu else "product_sum", "affine"]
     monkeypatch.setattr(native, "applies", lambda *maps: False)
-    aten = run()
+    aten = _block_run(se, x0, sc0, gy, relu, amp)
     tol = 1e-5 if dtype == torch.float32 else 2e-2
-    for a, b in zip(with_native, aten, strict=True):
-        assert a.dtype == b.dtype and a.stride() == b.stride()
-        torch.testing.assert_close(a.float(), b.float(), rtol=tol, atol=tol * b.abs().max().item())
+    for a, b, c in zip(node, function, aten, strict=True):
+        assert a.dtype == b.dtype == c.dtype and a.stride() == b.stride() == c.stride()
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6 * b.abs().max().item())
+        torch.testing.assert_close(a.float(), c.float(), rtol=tol, atol=tol * c.abs().max().item())
+
+
+def test_hooks_and_custom_excite_keep_the_python_function(kernels, monkeypatch):
+    """A hook on ``gate_out`` must see ``s``, and a subclass's ``excite`` must run: both take
+    the Python Function (which calls ``excite``), not the C++ node."""
+    monkeypatch.setattr(native, "_SMALL", 1)
+    x = _map((2, 16, 8, 8), torch.float32, CL, 0).float().requires_grad_()
+    calls = _spy(monkeypatch, "squeeze_excite")
+    se = SqueezeExcitation(16, 4)
+    seen = []
+    handle = se.gate_out.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    fast_ops.squeeze_excite(se, x, None, True).sum().backward()
+    assert seen == [(2, 16, 1, 1)] and calls == []
+    handle.remove()
+
+    class Halved(SqueezeExcitation):
+        def excite(self, z):
+            return super().excite(z) * 0.5
+
+    halved = Halved(16, 4)
+    halved.load_state_dict(se.state_dict())
+    y = fast_ops.squeeze_excite(halved, x, None, False)
+    assert calls == []
+    torch.testing.assert_close(y, x * se.excitation(x) * 0.5)
+    fast_ops.squeeze_excite(se, x, None, True).sum().backward()
+    assert calls == ["squeeze_excite"], "without hooks, the node"
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning")
+def test_traced_graphs_do_not_depend_on_the_library(kernels):
+    """TorchScript tracing of a channels-last model records ATen ops only."""
+    import senet
+
+    model = senet.create_model("cifar_se_resnet20").eval().to(memory_format=CL)
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=CL)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (x,), check_trace=False)
+        torch.testing.assert_close(traced(x), model(x), rtol=1e-4, atol=1e-5)
+    assert "senet_native" not in str(traced.inlined_graph)
 
 
 def test_network_training_step_uses_the_kernels_only_on_channels_last(kernels, monkeypatch):
-    """A CIFAR SE-ResNet step: every block's channels-last maps go through the kernels, NCHW maps
-    never, and the loss and every gradient equal the ATen path's (same layout) within float32."""
+    """A CIFAR SE-ResNet step: every block runs as the C++ node on channels-last maps, never on
+    NCHW maps, and the loss and every gradient equal the ATen path's (same layout) within float32."""
     import senet
 
-    used = []
-    real = native.scale
-    monkeypatch.setattr(native, "scale", lambda *a: used.append(a[0].shape) or real(*a))
+    used = _spy(monkeypatch, "squeeze_excite")
 
     def step(fmt):
         torch.manual_seed(0)
@@ -157,19 +216,20 @@ def test_network_training_step_uses_the_kernels_only_on_channels_last(kernels, m
     torch.testing.assert_close(grads, grads_aten, rtol=1e-4, atol=1e-6)
 
 
-def test_inference_forward_uses_the_fused_scale(kernels, monkeypatch):
+def test_inference_forward_uses_the_node(kernels, monkeypatch):
     torch.manual_seed(0)
     block = BasicBlock(16, 16, 1, None, SEConfig(reduction=4)).eval()
     x = _map((2, 16, 32, 32), torch.float32, CL, 0).float()
     with torch.no_grad(), ops.reference_path():
         want = block(x)
-    used = []
-    real = native.scale
-    monkeypatch.setattr(native, "scale", lambda *a: used.append(1) or real(*a))
+    used = _spy(monkeypatch, "squeeze_excite")
     with torch.no_grad():
         got = block(x)
-    assert used, "the no-grad path takes the fused kernel"
+    with torch.inference_mode():
+        got_inference = block(x)
+    assert used == ["squeeze_excite"] * 2, "no-grad and inference mode take the C++ node too"
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_inference, want, rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------

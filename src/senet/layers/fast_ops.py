@@ -24,7 +24,9 @@ every pass on a fast kernel and does the rest on the tiny N×C tensors:
 
 ``_SqueezeExcite`` is the whole average-squeeze SE block with the residual sum and ReLU
 (``relu?(x · s(x) + shortcut?)``) as one autograd Function; ``scale``/``scale_add`` serve max
-squeeze and NoSqueeze. Under ``torch.compile`` and FX tracing the reference ops are used instead
+squeeze and NoSqueeze. On channels-last CPU maps, where the optional native kernels are built
+(``senet.layers.native``), the block runs as their C++ autograd node instead (the same
+arithmetic), and the Function uses their fused passes where hooks keep it in Python. Under ``torch.compile`` and FX tracing the reference ops are used instead
 (``senet.layers.ops`` decides): Inductor fuses plain element-wise code itself, and a traced graph
 should show the real ops.
 """
@@ -402,11 +404,46 @@ class _SqueezeExcite(torch.autograd.Function):
         return gx, gsc, *gparams, None, None
 
 
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _hooked(module: torch.nn.Module) -> bool:
+    """Hooks would see what ``module`` computes: its own, or any module's global hooks."""
+    from torch.nn.modules import module as nn_module
+
+    return any(getattr(module, name, None) for name in _HOOKS) or any(
+        getattr(nn_module, f"_global{name}", None) for name in _HOOKS
+    )
+
+
+@functools.cache
+def _standard_excite() -> object:
+    from senet.layers.se import SqueezeExcitation
+
+    return SqueezeExcitation.excite
+
+
+def _native_block(se: torch.nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None) -> bool:
+    """The whole block can run as the native C++ node: the kernels apply to the maps, the FC
+    weights are float32/bf16, the block's ``excite`` is the standard one and no hook on
+    ``gate_out`` expects to see ``s`` (those take the Python Function, which calls ``excite``)."""
+    maps = (x,) if shortcut is None else (x, shortcut)
+    return (
+        native.applies(*maps)
+        and se.fc1.weight.dtype in (torch.float32, torch.bfloat16)
+        and se.fc2.weight.dtype == se.fc1.weight.dtype
+        and type(se).excite is _standard_excite()
+        and not _hooked(se.gate_out)
+    )
+
+
 def squeeze_excite(
     se: torch.nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None = None, relu: bool = False
 ) -> torch.Tensor:
     """``relu?(x · se.excitation(x) + shortcut?)`` for an average-squeeze SE block, fused."""
     w1, b1, w2, b2 = se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias
+    if _native_block(se, x, shortcut):
+        return native.squeeze_excite(x, shortcut, (w1, b1, w2, b2), se.gate, relu)
     if torch.is_grad_enabled() and (
         x.requires_grad
         or w1.requires_grad

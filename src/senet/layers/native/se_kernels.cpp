@@ -5,6 +5,8 @@
 //   relu_grad_sum(grad, out, x)   (g = grad · [out > 0], Σ_hw g·x)  backward: ReLU mask and d/ds
 //   product_sum(grad, x)          Σ_hw grad·x                       d/ds without a ReLU
 //   affine(g, s, d)               g · s + d                          d/dx = g·s + dz/HW
+//   squeeze_excite(x, shortcut?, w1, b1?, w2, b2?, gate, relu)       the whole SE block, forward
+//                                 and backward in C++ (an autograd node of its own)
 //
 // Each is one pass with float32 arithmetic and one rounding to the map's dtype. Built on first use
 // by senet/layers/native/__init__.py (torch.utils.cpp_extension, -O3 -march=native -fopenmp).
@@ -16,6 +18,8 @@
 // keep T float32 accumulators and fold them by period at the end.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -239,6 +243,123 @@ at::Tensor product_sum(const at::Tensor& grad, const at::Tensor& x) {
   return gs;
 }
 
+// ------------------------------------------------------------------------------------------
+// The whole average-squeeze SE block with its residual sum and ReLU, as one autograd node:
+// relu?(x · gate(W2 relu(W1 mean_hw(x) + b1) + b2) + shortcut?). The same arithmetic as
+// senet.layers.fast_ops._SqueezeExcite (float32 excitation on the N×C descriptor, the gate
+// rounded once to the map's dtype), without the Python interpreter between its ~40 ATen calls.
+// ------------------------------------------------------------------------------------------
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::Tensor fc_matrix(const at::Tensor& w) {  // a 1×1 convolution's weight as a float32 matrix
+  return w.reshape({w.size(0), -1}).to(at::kFloat);
+}
+
+at::Tensor linear(const at::Tensor& z, const at::Tensor& w, const at::Tensor& b) {
+  return b.defined() ? at::addmm(b.to(at::kFloat), z, w.t()) : at::mm(z, w.t());
+}
+
+at::Tensor apply_gate(const at::Tensor& t, int64_t gate) {
+  if (gate == 0) return at::sigmoid(t);
+  if (gate == 1) return at::tanh(t);
+  return at::relu(t);
+}
+
+at::Tensor gate_backward(const at::Tensor& grad, const at::Tensor& s, int64_t gate) {
+  if (gate == 0) return at::sigmoid_backward(grad, s);
+  if (gate == 1) return at::tanh_backward(grad, s);
+  return at::threshold_backward(grad, s, 0);
+}
+
+at::Tensor opt(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+
+struct Forward {
+  at::Tensor out, z, s, sx;  // output; float32 descriptor and gate; the gate in the map's dtype
+};
+
+Forward se_forward(const at::Tensor& x, const std::optional<at::Tensor>& shortcut, const at::Tensor& w1,
+                   const std::optional<at::Tensor>& b1, const at::Tensor& w2, const std::optional<at::Tensor>& b2,
+                   int64_t gate, bool relu) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);  // float32 excitation
+  const double inv_hw = 1.0 / static_cast<double>(x.size(2) * x.size(3));
+  Forward f;
+  f.z = at::sum(x, {2, 3}).to(at::kFloat).mul_(inv_hw);  // in the map's dtype, float32 accumulation
+  at::Tensor h = linear(f.z, fc_matrix(w1), opt(b1)).relu_();
+  f.s = apply_gate(linear(h, fc_matrix(w2), opt(b2)), gate);
+  f.sx = f.s.to(x.scalar_type());
+  f.out = scale(x, f.sx, shortcut, relu);
+  return f;
+}
+
+struct SqueezeExciteBlock : public torch::autograd::Function<SqueezeExciteBlock> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const std::optional<at::Tensor>& shortcut,
+                            const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2,
+                            const std::optional<at::Tensor>& b2, int64_t gate, bool relu) {
+    const Forward f = se_forward(x, shortcut, w1, b1, w2, b2, gate, relu);
+    const at::Tensor &out = f.out, &z = f.z, &s = f.s, &sx = f.sx;
+    ctx->save_for_backward({x, z, s, sx, relu ? out : at::Tensor(), w1, opt(b1), w2, opt(b2)});
+    ctx->saved_data["gate"] = gate;
+    ctx->saved_data["relu"] = relu;
+    ctx->saved_data["shortcut"] = shortcut.has_value();
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &z = saved[1], &s = saved[2], &sx = saved[3], &out = saved[4];
+    const at::Tensor &w1 = saved[5], &b1 = saved[6], &w2 = saved[7], &b2 = saved[8];
+    const int64_t gate = ctx->saved_data["gate"].toInt();
+    const bool relu = ctx->saved_data["relu"].toBool();
+    at::Tensor grad = grads[0];
+    if (grad.strides() != x.strides()) grad = grad.contiguous(x.suggest_memory_format());
+    const at::Tensor w1m = fc_matrix(w1), w2m = fc_matrix(w2);
+    at::Tensor h = linear(z, w1m, b1).relu_();  // recomputed: N×hidden, cheap
+    at::Tensor g, gs;
+    if (relu) {
+      std::tie(g, gs) = relu_grad_sum(grad, out, x);
+    } else {
+      g = grad;
+      gs = product_sum(grad, x);
+    }
+    at::Tensor gt = gate_backward(gs, s, gate);
+    at::Tensor gh = at::threshold_backward(at::mm(gt, w2m), h, 0);
+    // needs_input_grad counts the tensor arguments that were given (an absent optional has no edge)
+    size_t edge = 0;
+    auto needed = [&](bool given) { return given && ctx->needs_input_grad(edge++); };
+    const bool need_x = needed(true), need_shortcut = needed(ctx->saved_data["shortcut"].toBool());
+    const bool need_w1 = needed(true), need_b1 = needed(b1.defined());
+    const bool need_w2 = needed(true), need_b2 = needed(b2.defined());
+    variable_list result(8);  // one per argument of forward
+    if (need_x) {
+      at::Tensor d = at::mm(gh, w1m).mul_(1.0 / static_cast<double>(x.size(2) * x.size(3)));
+      result[0] = affine(g, sx, d);
+    }
+    if (need_shortcut) result[1] = g;
+    if (need_w1) result[2] = at::mm(gh.t(), z).view(w1.sizes()).to(w1.scalar_type());
+    if (need_b1) result[3] = gh.sum(0).to(b1.scalar_type());
+    if (need_w2) result[4] = at::mm(gt.t(), h).view(w2.sizes()).to(w2.scalar_type());
+    if (need_b2) result[5] = gt.sum(0).to(b2.scalar_type());
+    return result;
+  }
+};
+
+at::Tensor squeeze_excite(const at::Tensor& x, const std::optional<at::Tensor>& shortcut, const at::Tensor& w1,
+                          const std::optional<at::Tensor>& b1, const at::Tensor& w2,
+                          const std::optional<at::Tensor>& b2, int64_t gate, bool relu) {
+  TORCH_CHECK(gate >= 0 && gate <= 2, "senet native: gate 0 (sigmoid), 1 (tanh) or 2 (relu)");
+  return SqueezeExciteBlock::apply(x, shortcut, w1, b1, w2, b2, gate, relu);
+}
+
+// Below autograd (inference mode): the forward alone.
+at::Tensor squeeze_excite_forward(const at::Tensor& x, const std::optional<at::Tensor>& shortcut,
+                                  const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2,
+                                  const std::optional<at::Tensor>& b2, int64_t gate, bool relu) {
+  TORCH_CHECK(gate >= 0 && gate <= 2, "senet native: gate 0 (sigmoid), 1 (tanh) or 2 (relu)");
+  return se_forward(x, shortcut, w1, b1, w2, b2, gate, relu).out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(senet_native, m) {
@@ -246,11 +367,17 @@ TORCH_LIBRARY(senet_native, m) {
   m.def("relu_grad_sum(Tensor grad, Tensor out, Tensor x) -> (Tensor, Tensor)");
   m.def("product_sum(Tensor grad, Tensor x) -> Tensor");
   m.def("affine(Tensor grad, Tensor s, Tensor d) -> Tensor");
+  m.def(
+      "squeeze_excite(Tensor x, Tensor? shortcut, Tensor w1, Tensor? b1, Tensor w2, Tensor? b2, int gate, "
+      "bool relu) -> Tensor");
 }
+
+TORCH_LIBRARY_IMPL(senet_native, Autograd, m) { m.impl("squeeze_excite", &squeeze_excite); }
 
 TORCH_LIBRARY_IMPL(senet_native, CPU, m) {
   m.impl("scale", &scale);
   m.impl("relu_grad_sum", &relu_grad_sum);
   m.impl("product_sum", &product_sum);
   m.impl("affine", &affine);
+  m.impl("squeeze_excite", &squeeze_excite_forward);
 }
