@@ -3,7 +3,7 @@
     python benchmarks/native_kernels.py --amp bf16 --rounds 15 --out benchmarks/results/native_kernels_bf16
 
 Times training steps (forward under autocast if bf16, cross-entropy, backward, SGD step) of
-ResNet-20 and three runs of SE-ResNet-20 in channels_last, interleaved round by round (order
+ResNet-20 and three runs of SE-ResNet-20 (channels_last unless --layout nchw), interleaved round by round (order
 alternating): the SE block as the native C++ autograd node (the default where the kernels are
 built), as the Python autograd Function on the same fused kernels, and on ATen's kernels only.
 Reports each SE form ÷ ResNet-20 as the median of per-round ratios (wall clock), and writes
@@ -35,11 +35,12 @@ FORMS = {
 }
 
 
-def make_step(model: str, batch: int, size: int, amp: bool) -> Callable[[], None]:
+def make_step(model: str, batch: int, size: int, amp: bool, cl: bool) -> Callable[[], None]:
     torch.manual_seed(0)
-    m = senet.create_model(model).train().to(memory_format=torch.channels_last)
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    m = senet.create_model(model).train().to(memory_format=fmt)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
     y = torch.randint(0, m.num_classes, (batch,))
 
     def step() -> None:
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", choices=("none", "bf16"), default="bf16")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--size", type=int, default=32)
+    p.add_argument("--layout", choices=("cl", "nchw"), default="cl")
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--steps", type=int, default=5, help="training steps per case and round")
     p.add_argument("--threads", type=int, default=2)
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     real_node = fast_ops._native_block
     cases = {"ResNet-20": ("cifar_resnet20", "node")}
     cases.update({label: ("cifar_se_resnet20", f) for label, f in FORMS.items()})
-    steps = {k: make_step(m, args.batch, args.size, amp) for k, (m, _) in cases.items()}
+    cl = args.layout == "cl"
+    steps = {k: make_step(m, args.batch, args.size, amp, cl) for k, (m, _) in cases.items()}
 
     def run(label: str) -> float:
         with form(cases[label][1], real_node):
@@ -108,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         for label, v in times.items()
     ]
-    setting = f"{'bf16' if amp else 'fp32'} channels_last, batch {args.batch}, {args.size} px"
+    layout = "channels_last" if cl else "NCHW"
+    setting = f"{'bf16' if amp else 'fp32'} {layout}, batch {args.batch}, {args.size} px"
     lines = [
         f"| case ({setting}) | median ms | ÷ ResNet-20 (paired median) |",
         "|---|---|---|",

@@ -78,7 +78,10 @@ Geo geometry(const at::Tensor& x) {
   g.count = g.cl ? g.n : g.n * g.c;
   g.len = g.cl ? g.hw * g.c : g.hw;
   g.period = g.cl ? g.c : 1;
-  g.tile = g.period * ((64 + g.period - 1) / g.period);
+  // channels-last: ≥ 64 elements (several vectors per per-channel pattern); NCHW planes: one
+  // 16-float vector, so that small planes (8×8) do not pay for folding many accumulators
+  const int64_t min_tile = g.cl ? 64 : 16;
+  g.tile = g.period * ((min_tile + g.period - 1) / g.period);
   return g;
 }
 
