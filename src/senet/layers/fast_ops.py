@@ -416,13 +416,6 @@ def _hooked(module: torch.nn.Module) -> bool:
     )
 
 
-@functools.cache
-def _standard_excite() -> object:
-    from senet.layers.se import SqueezeExcitation
-
-    return SqueezeExcitation.excite
-
-
 def _native_block(se: torch.nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None) -> bool:
     """The whole block can run as the native C++ node: the kernels apply to the maps, the FC
     weights are float32/bf16, the block's ``excite`` is the standard one and no hook on
@@ -432,7 +425,7 @@ def _native_block(se: torch.nn.Module, x: torch.Tensor, shortcut: torch.Tensor |
         native.applies(*maps)
         and se.fc1.weight.dtype in (torch.float32, torch.bfloat16)
         and se.fc2.weight.dtype == se.fc1.weight.dtype
-        and type(se).excite is _standard_excite()
+        and getattr(se, "standard_excite", False)
         and not _hooked(se.gate_out)
     )
 

@@ -173,6 +173,14 @@ class SqueezeExcitation(nn.Module):
     the model. Without gradients, the fused path calls ``excitation(x)``.
     """
 
+    #: ``excite`` is this class's own: the fast path may run the block as the native C++ node,
+    #: which computes exactly that excitation (a subclass overriding ``excite`` gets False)
+    standard_excite: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.standard_excite = cls.excite is SqueezeExcitation.excite
+
     def __init__(self, channels: int, reduction: float = 16, **options: Any) -> None:
         """``options``: the other ``SEConfig`` fields (squeeze, gate, bias, divisor, min_channels)."""
         super().__init__()
