@@ -17,11 +17,10 @@ import time
 
 import torch
 
-from senet.bench.env import environment, load_average
+from senet.bench.env import environment, load_average, write_report
 from senet.layers import ops
 from senet.layers.se import SEConfig
 from senet.models.blocks import BasicBlock, Bottleneck
-from senet.utils.io import atomic_write_json, atomic_write_text
 
 SHAPES = {
     "se_resnet50 stage1 b16 (bottleneck 256ch 56x56)": ((16, 256, 56, 56), Bottleneck, 64),
@@ -124,16 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     if args.out:
-        atomic_write_json(args.out + ".json", result)
-        env = result["environment"]
-        head = (
-            f"# SE block overhead (training step, {result['clock']}, {args.threads} thread(s))\n\n"
-            f"- command: `{result['command']}`\n- machine: {env['cpu_summary']}, {env['cores']} cores; "
-            f"torch {env['torch']}, senet {env['senet_git']}\n"
-            f"- load average start {load_start}, end {result['load_end']}\n"
-            f"- glibc malloc thresholds raised: {args.keep_freed_memory}\n\n"
-        )
-        atomic_write_text(args.out + ".md", head + table + "\n")
+        title = f"SE block overhead (training step, {result['clock']}, {args.threads} thread(s))"
+        notes = [f"glibc malloc thresholds raised: {args.keep_freed_memory}"]
+        write_report(args.out, result, title, notes, table)
     return 0
 
 

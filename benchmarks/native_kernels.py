@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 
 import senet
-from senet.bench.env import environment, load_average
+from senet.bench.env import environment, load_average, write_report
 from senet.layers import fast_ops, native
-from senet.utils.io import atomic_write_json, atomic_write_text
 from senet.utils.malloc import keep_freed_memory
 
 FORMS = {
@@ -132,16 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             "environment": environment(),
             "rows": rows,
         }
-        atomic_write_json(args.out + ".json", result)
-        env = result["environment"]
-        head = (
-            f"# SE training overhead: native C++ node, Python Function, ATen ({setting})\n\n"
-            f"- command: `{result['command']}`\n- machine: {env['cpu_summary']}, {env['cores']} cores; "
-            f"torch {env['torch']}, senet {env['senet_git']}; wall clock, {args.threads} threads, "
-            f"{args.rounds} rounds of {args.steps} steps\n"
-            f"- load average start {load_start}, end {result['load_end']}\n\n"
-        )
-        atomic_write_text(args.out + ".md", head + table + "\n")
+        title = f"SE training overhead: native C++ node, Python Function, ATen ({setting})"
+        notes = [f"wall clock, {args.threads} threads, {args.rounds} rounds of {args.steps} steps"]
+        write_report(args.out, result, title, notes, table)
     return 0
 
 

@@ -7,12 +7,14 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from senet._version import __version__
 from senet.layers import native
 from senet.utils.cpu import cpu_info
+from senet.utils.io import atomic_write_json, atomic_write_text
 
 
 def cpu_model() -> str:
@@ -82,3 +84,26 @@ def environment() -> dict[str, object]:
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def write_report(
+    stem: str | Path, result: dict[str, Any], title: str, notes: list[str], table: str
+) -> None:
+    """``STEM.json`` (``result``, which holds ``command``, ``environment``, ``load_start`` and
+    ``load_end``) and ``STEM.md``: ``title``, the command, machine, versions and load, ``notes``
+    (one bullet each), then the markdown ``table``."""
+    env = result["environment"]
+    lines = [
+        f"# {title}",
+        "",
+        f"- command: `{result['command']}`",
+        f"- machine: {env['cpu_summary']}, {env['cores']} cores; torch {env['torch']}, "
+        f"senet {env['senet_git']}",
+        f"- load average start {result['load_start']}, end {result['load_end']}",
+        *(f"- {note}" for note in notes),
+        "",
+        table,
+        "",
+    ]
+    atomic_write_json(f"{stem}.json", result)
+    atomic_write_text(f"{stem}.md", "\n".join(lines))
