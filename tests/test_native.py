@@ -297,6 +297,17 @@ def test_a_failed_build_warns_once_and_falls_back(monkeypatch, fresh_state):
     torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
 
 
+def test_other_platforms_are_off_without_a_warning(monkeypatch, fresh_state, recwarn):
+    monkeypatch.setenv("SENET_NATIVE", "auto")
+    monkeypatch.setattr(
+        native, "_unsupported_platform", lambda: "built only on Linux x86-64 (this is darwin arm64)"
+    )
+    monkeypatch.setattr(native, "_build_and_load", lambda: pytest.fail("must not build"))
+    assert not native.available()
+    assert native.status() == "off (built only on Linux x86-64 (this is darwin arm64))"
+    assert not [w for w in recwarn if "native SE kernels" in str(w.message)]
+
+
 def test_required_but_unavailable_is_an_error(monkeypatch, fresh_state):
     monkeypatch.setenv("SENET_NATIVE", "1")
     monkeypatch.setattr(

@@ -11,8 +11,9 @@ channels_last 1.09–1.13 on ATen's kernels, 1.035 with the node.
 The kernels are compiled on first use, for this CPU, with ``torch.utils.cpp_extension``
 (a C++ compiler and ``ninja`` are needed: ``pip install 'senet[native]'`` brings ninja), and
 cached under ``$SENET_NATIVE_CACHE`` (default ``~/.cache/senet/native``), one build per source,
-PyTorch version and CPU. Where they cannot be built (no compiler, not Linux x86-64), a warning
-says why and the ATen path is used: results agree within float rounding either way.
+PyTorch version and CPU. Where a build fails (no compiler, no ninja), a warning says why and the
+ATen path is used: results agree within float rounding either way. Off Linux x86-64 they are not
+attempted (no warning; ``status()`` and the settings line of ``senet train`` say so).
 
 ``SENET_NATIVE`` selects: ``auto`` (default: build or load on first use, fall back with a
 warning), ``1`` (required: an error if they cannot be built), ``0`` (never).
@@ -156,7 +157,8 @@ def _try_load() -> tuple[str, str]:
     if wanted == "0":
         return "off", "SENET_NATIVE=0"
     reason = _unsupported_platform()
-    if not reason:
+    attempted = not reason
+    if attempted:
         try:
             _build_and_load()
             return "on", ""
@@ -168,6 +170,8 @@ def _try_load() -> tuple[str, str]:
             f"SENET_NATIVE=1 but the native SE kernels cannot be used: {reason}. Install a C++ "
             "compiler and ninja (pip install 'senet[native]'), or set SENET_NATIVE=auto or 0"
         )
+    if not attempted:  # nothing the user could fix here: no warning (the settings line says it)
+        return "off", reason
     warnings.warn(
         f"senet: native SE kernels unavailable ({reason}); using the PyTorch fast path "
         "(same results, slower on channels-last CPU maps). SENET_NATIVE=0 silences this.",
