@@ -128,7 +128,7 @@ def _build_and_load() -> None:
     directory.mkdir(parents=True, exist_ok=True)
     _ninja_on_path()
     print(
-        f"senet: compiling the native SE kernels for this CPU (once, about 15 s; cached in "
+        f"senet: compiling the native SE kernels for this CPU (once, about 20 s; cached in "
         f"{directory}; SENET_NATIVE=0 skips them)",
         file=sys.stderr,
         flush=True,
