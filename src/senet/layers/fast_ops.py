@@ -26,9 +26,10 @@ every pass on a fast kernel and does the rest on the tiny N×C tensors:
 (``relu?(x · s(x) + shortcut?)``) as one autograd Function; ``scale``/``scale_add`` serve max
 squeeze and NoSqueeze. On channels-last CPU maps, where the optional native kernels are built
 (``senet.layers.native``), the block runs as their C++ autograd node instead (the same
-arithmetic), and the Function uses their fused passes where hooks keep it in Python. Under ``torch.compile`` and FX tracing the reference ops are used instead
-(``senet.layers.ops`` decides): Inductor fuses plain element-wise code itself, and a traced graph
-should show the real ops.
+arithmetic), and the Function uses their fused passes where hooks keep it in Python. Under
+``torch.compile`` and FX tracing the reference ops are used instead (``senet.layers.ops``
+decides): Inductor fuses plain element-wise code itself, and a traced graph should show the real
+ops.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import contextlib
 import functools
 
 import torch
+from torch.nn.modules import module as nn_module
 
 from senet.layers import native
 from senet.layers.gates import apply_gate
@@ -405,14 +407,13 @@ class _SqueezeExcite(torch.autograd.Function):
 
 
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_GLOBAL_HOOKS = tuple(f"_global{name}" for name in _HOOKS)
 
 
 def _hooked(module: torch.nn.Module) -> bool:
     """Hooks would see what ``module`` computes: its own, or any module's global hooks."""
-    from torch.nn.modules import module as nn_module
-
     return any(getattr(module, name, None) for name in _HOOKS) or any(
-        getattr(nn_module, f"_global{name}", None) for name in _HOOKS
+        getattr(nn_module, name, None) for name in _GLOBAL_HOOKS
     )
 
 
