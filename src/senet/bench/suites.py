@@ -391,34 +391,30 @@ def _settings_cifar(z: SettingsSizes, amp: str, layout: str, st: str) -> Group:
 
     def cifar(amp=amp, layout=layout, g=g) -> list[Case]:
         args = (z.cifar_batch, z.cifar_size, layout)
-        cases = [
+        return [
             train_case("cifar_resnet20", *args, "fast", g, 10, amp),
             train_case("cifar_se_resnet20", *args, "fast", g, 10, amp),
             train_case("cifar_se_resnet20", *args, "reference", g, 10, amp),
             train_case("plain:cifar_se_resnet20", *args, "-", g, 10, amp),
+            train_case("cifar_se_resnet20", *args, "aten", g, 10, amp),  # native kernels off
         ]
-        if layout == "cl":  # where the native kernels apply: also without them
-            cases.append(train_case("cifar_se_resnet20", *args, "aten", g, 10, amp))
-        return cases
 
-    native_rows = []
-    if layout == "cl":
-        native_rows = [
-            Comparison(
-                f"native kernels ÷ ATen {g}",
-                "cifar_se_resnet20 (fast)",
-                "cifar_se_resnet20 (aten)",
-                row=f"{cifar_row}: SE-ResNet-20 native kernels ÷ ATen only (time)",
-                setting=st,
-            ),
-            Comparison(
-                f"SE overhead without native kernels {g}",
-                "cifar_se_resnet20 (aten)",
-                "cifar_resnet20 (fast)",
-                row=f"{cifar_row}: SE-ResNet-20 (ATen only) ÷ ResNet-20 (time)",
-                setting=st,
-            ),
-        ]
+    native_rows = [
+        Comparison(
+            f"native kernels ÷ ATen {g}",
+            "cifar_se_resnet20 (fast)",
+            "cifar_se_resnet20 (aten)",
+            row=f"{cifar_row}: SE-ResNet-20 native kernels ÷ ATen only (time)",
+            setting=st,
+        ),
+        Comparison(
+            f"SE overhead without native kernels {g}",
+            "cifar_se_resnet20 (aten)",
+            "cifar_resnet20 (fast)",
+            row=f"{cifar_row}: SE-ResNet-20 (ATen only) ÷ ResNet-20 (time)",
+            setting=st,
+        ),
+    ]
 
     return Group(
         g,
@@ -461,8 +457,7 @@ def _settings_train(z: SettingsSizes, amp: str, layout: str, st: str, timm: list
     def train(amp=amp, layout=layout, g=g) -> list[Case]:
         args = (z.train_batch, z.size, layout)
         cases = [train_case(m, *args, "fast", g, 1000, amp) for m in ("resnet50", "se_resnet50")]
-        if layout == "cl":  # where the native kernels apply: also without them
-            cases.append(train_case("se_resnet50", *args, "aten", g, 1000, amp))
+        cases.append(train_case("se_resnet50", *args, "aten", g, 1000, amp))  # without the kernels
         return cases + [train_case(m, *args, "-", g, 1000, amp) for m in timm]
 
     comps = [
@@ -475,16 +470,15 @@ def _settings_train(z: SettingsSizes, amp: str, layout: str, st: str, timm: list
             setting=st,
         )
     ]
-    if layout == "cl":
-        comps.append(
-            Comparison(
-                f"native kernels ÷ ATen {g}",
-                "se_resnet50 (fast)",
-                "se_resnet50 (aten)",
-                row=f"{train_row}: SE-ResNet-50 native kernels ÷ ATen only (time)",
-                setting=st,
-            )
+    comps.append(
+        Comparison(
+            f"native kernels ÷ ATen {g}",
+            "se_resnet50 (fast)",
+            "se_resnet50 (aten)",
+            row=f"{train_row}: SE-ResNet-50 native kernels ÷ ATen only (time)",
+            setting=st,
         )
+    )
     if timm:
         comps += [
             Comparison(

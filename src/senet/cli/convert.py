@@ -153,7 +153,7 @@ def _predict(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     device = resolve_device(args.device)
     precision = choose_precision(device, args.amp, args.channels_last)
-    kernels = native.describe_for(device, precision.channels_last)
+    kernels = native.describe_for(device)
     print(f"senet predict: {precision.describe()}{kernels}", file=sys.stderr)
     model = prepare_model(model, device, precision)
     failed = 0

@@ -197,7 +197,7 @@ def _eval(args: argparse.Namespace) -> int:
         if why
         else precision.describe()
     )
-    described += native.describe_for(device, precision.channels_last)
+    described += native.describe_for(device)
     print(f"senet eval: {described}; {_describe(prep)}", file=sys.stderr)
     loader = DataLoader(
         images,

@@ -218,7 +218,7 @@ def _resolve_precision(
     if resumed:
         choice = dataclasses.replace(choice, reason="kept from the run's checkpoint unless asked")
     config = dataclasses.replace(config, amp=choice.amp, channels_last=choice.channels_last)
-    return config, choice.describe() + native.describe_for(device, choice.channels_last)
+    return config, choice.describe() + native.describe_for(device)
 
 
 # --------------------------------------------------------------------------------------------

@@ -187,10 +187,10 @@ def status() -> str:
     return "on" if _state["status"] == "on" else f"off ({_state['reason']})"
 
 
-def describe_for(device: torch.device | str, channels_last: bool) -> str:
-    """``"; native SE kernels on"`` / ``"… off (why)"`` for a run on ``device`` in that layout,
-    ``""`` where the kernels would not apply (not CPU, NCHW). Builds them if not yet tried."""
-    if torch.device(device).type != "cpu" or not channels_last:
+def describe_for(device: torch.device | str) -> str:
+    """``"; native SE kernels on"`` / ``"… off (why)"`` for a run on ``device`` (either layout),
+    ``""`` where the kernels would not apply (not CPU). Builds them if not yet tried."""
+    if torch.device(device).type != "cpu":
         return ""
     return f"; native SE kernels {status()}"
 
@@ -212,9 +212,9 @@ def disabled() -> Iterator[None]:
 
 
 def applies(*maps: torch.Tensor) -> bool:
-    """The kernels serve these maps: channels-last CPU float32/bf16 maps of one shape and
-    strides, large enough to pay, not being traced (a TorchScript/ONNX graph must not depend on
-    this library), and the kernels loaded (built on the first such call)."""
+    """The kernels serve these maps: contiguous (NCHW or channels-last) CPU float32/bf16 maps of
+    one shape and strides, large enough to pay, not being traced (a TorchScript/ONNX graph must
+    not depend on this library), and the kernels loaded (built on the first such call)."""
     x = maps[0]
     if not (
         _state["enabled"]
@@ -223,8 +223,7 @@ def applies(*maps: torch.Tensor) -> bool:
         and x.dtype in (torch.float32, torch.bfloat16)
         and x.dim() == 4
         and x.numel() >= _SMALL
-        and not x.is_contiguous()
-        and x.is_contiguous(memory_format=torch.channels_last)
+        and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
     ):
         return False
     if not all(
@@ -251,6 +250,11 @@ def relu_grad_sum(
 def product_sum(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``Σ_hw grad·x`` as N×C float32."""
     return torch.ops.senet_native.product_sum(grad, x)
+
+
+def squeeze(x: torch.Tensor) -> torch.Tensor:
+    """``mean_hw x`` as N×C float32 (float32 sums rounded once to ``x``'s dtype, as ``x.sum``)."""
+    return torch.ops.senet_native.squeeze(x)
 
 
 _GATES = {"sigmoid": 0, "tanh": 1, "relu": 2}

@@ -5,6 +5,7 @@
 //   relu_grad_sum(grad, out, x)   (g = grad · [out > 0], Σ_hw g·x)  backward: ReLU mask and d/ds
 //   product_sum(grad, x)          Σ_hw grad·x                       d/ds without a ReLU
 //   affine(g, s, d)               g · s + d                          d/dx = g·s + dz/HW
+//   squeeze(x)                    mean_hw x (N×C float32)            the squeeze
 //   squeeze_excite(x, shortcut?, w1, b1?, w2, b2?, gate, relu)       the whole SE block, forward
 //                                 and backward in C++ (an autograd node of its own)
 //
@@ -15,7 +16,7 @@
 // `period`: channels-last maps are N segments of HW·C (period C), NCHW maps N·C segments of HW
 // (period 1). Per-channel values are tiled into a small float buffer of T = period·k ≥ 64
 // elements, so that every inner loop runs over T contiguous elements and vectorizes; reductions
-// keep T float32 accumulators and fold them by period at the end.
+// keep 64 float32 accumulators in registers (see reduce_segments) and fold them by channel.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -25,6 +26,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -57,6 +59,11 @@ template <> inline c10::BFloat16 st<c10::BFloat16>(float f) {  // round to neare
       __VA_ARGS__();                                                                   \
     }                                                                                  \
   }()
+
+// vectorize the loop that follows: GCC left the masked bf16 loop of relu_grad_sum scalar (13×
+// slower) in some instantiations. Not on the element-wise passes: there it chose masked stores
+// for short NCHW runs, 20× slower on AMD.
+#define SENET_SIMD _Pragma("omp simd")
 
 struct Geo {
   int64_t n, c, hw;
@@ -177,23 +184,87 @@ at::Tensor affine(const at::Tensor& grad, const at::Tensor& s, const at::Tensor&
   return out;
 }
 
-// Reduction pass: per segment, body(offset, length, acc) adds into `tile` float accumulators,
-// which are then folded by period into out[chan(i, ·)].
+// Reduction pass: out[chan(i, c)] = the sum over segment i's elements of channel c of the terms
+// that body(offset, acc, width) adds into acc[0, width) for the `width` elements at `offset`.
+// The accumulators are a local array of kLanes floats and `width` is a compile-time kLanes in
+// the hot loops, so that they stay in registers (an accumulator array in memory costs a load and
+// a store per vector and, on short tiles, a store-to-load latency per iteration):
+//  - period ≥ kLanes (channels-last, C ≥ 64): blocks of kLanes channels, rows walked inside;
+//  - period < kLanes (NCHW planes; channels-last with C < 64): runs of period·⌊kLanes/period⌋
+//    contiguous elements, folded by period at the end.
+// Segments are split further along HW when there are fewer of them than threads (batch 1).
+constexpr int64_t kLanes = 64;
+using Lanes = std::integral_constant<int64_t, kLanes>;
+
 template <typename F>
 void reduce_segments(const Geo& g, float* out, F body) {
-  const int64_t T = g.tile;
-  at::parallel_for(0, g.count, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> acc(T);
-    for (int64_t i = b; i < e; ++i) {
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t start = 0; start < g.len; start += T) body(i * g.len + start, std::min(T, g.len - start), acc.data());
+  const bool blocks = g.period >= kLanes;
+  const int64_t groups = blocks ? (g.period + kLanes - 1) / kLanes : 1;  // channel blocks
+  const int64_t run = blocks ? g.period : g.period * (kLanes / g.period);  // elements per step
+  const int64_t steps = (g.len + run - 1) / run;  // rows, or runs (the last may be short)
+  const int64_t units = g.count * groups;
+  const int64_t want = 2 * static_cast<int64_t>(at::get_num_threads());
+  const int64_t chunks = std::min(steps, std::max<int64_t>(1, (want + units - 1) / units));
+  const bool tree = !blocks && run == kLanes && (g.period & (g.period - 1)) == 0;  // period 2^k
+  // out[...] of (segment i, group grp) from the accumulators of its `chunks` parts, in order
+  auto fold = [&](int64_t i, int64_t grp, const float* p) {
+    if (blocks) {
+      const int64_t c0 = grp * kLanes, width = std::min(kLanes, g.period - c0);
+      for (int64_t j = 0; j < width; ++j) {
+        float a = 0.f;
+        for (int64_t ch = 0; ch < chunks; ++ch) a += p[ch * kLanes + j];
+        out[g.chan(i, c0 + j)] = a;
+      }
+    } else if (tree) {  // run = period · 2^m: halve the run with vector adds down to one period
+      float acc[kLanes];
+      std::copy(p, p + kLanes, acc);
+      for (int64_t ch = 1; ch < chunks; ++ch)
+        for (int64_t k = 0; k < kLanes; ++k) acc[k] += p[ch * kLanes + k];
+      for (int64_t w = kLanes / 2; w >= g.period; w /= 2)
+        for (int64_t k = 0; k < w; ++k) acc[k] += acc[k + w];
+      for (int64_t j = 0; j < g.period; ++j) out[g.chan(i, j)] = acc[j];
+    } else {
       for (int64_t j = 0; j < g.period; ++j) {
         float a = 0.f;
-        for (int64_t k = j; k < T; k += g.period) a += acc[k];
+        for (int64_t ch = 0; ch < chunks; ++ch)
+          for (int64_t k = j; k < run; k += g.period) a += p[ch * kLanes + k];
         out[g.chan(i, j)] = a;
       }
     }
+  };
+  std::vector<float> part(chunks > 1 ? static_cast<size_t>(units * chunks * kLanes) : 0);
+  at::parallel_for(0, units * chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t i = task / (groups * chunks), grp = task / chunks % groups, ch = task % chunks;
+      const int64_t s0 = ch * steps / chunks, s1 = (ch + 1) * steps / chunks;
+      float acc[kLanes] = {};
+      if (blocks) {
+        const int64_t c0 = grp * kLanes, width = std::min(kLanes, g.period - c0);
+        const int64_t base = i * g.len + c0;
+        if (width == kLanes) {
+          for (int64_t r = s0; r < s1; ++r) body(base + r * run, acc, Lanes{});
+        } else {
+          for (int64_t r = s0; r < s1; ++r) body(base + r * run, acc, width);
+        }
+      } else {
+        const int64_t base = i * g.len;
+        const int64_t full = std::min(s1, g.len / run);  // steps of a whole run
+        if (run == kLanes) {
+          for (int64_t r = s0; r < full; ++r) body(base + r * run, acc, Lanes{});
+        } else {
+          for (int64_t r = s0; r < full; ++r) body(base + r * run, acc, run);
+        }
+        if (s1 > full) body(base + full * run, acc, g.len - full * run);
+      }
+      if (chunks == 1) {
+        fold(i, grp, acc);
+      } else {
+        std::copy(acc, acc + kLanes, part.begin() + task * kLanes);
+      }
+    }
   });
+  if (chunks > 1)
+    for (int64_t u = 0; u < units; ++u) fold(u / groups, u % groups, part.data() + u * chunks * kLanes);
 }
 
 // Shared by the two d/ds passes: per segment, acc += g · x with g = grad masked where out <= 0
@@ -201,21 +272,25 @@ void reduce_segments(const Geo& g, float* out, F body) {
 template <typename scalar_t>
 void grad_product_sum(const Geo& g, const scalar_t* gp, const scalar_t* op, const scalar_t* xp,
                       scalar_t* wp, float* gs) {
-  reduce_segments(g, gs, [&](int64_t off, int64_t m, float* __restrict__ acc) {
-    const scalar_t* __restrict__ a = gp + off;
-    const scalar_t* __restrict__ b = xp + off;
-    if (op) {
+  if (op) {
+    reduce_segments(g, gs, [&](int64_t off, float* __restrict__ acc, auto m) {
+      const scalar_t* __restrict__ a = gp + off;
+      const scalar_t* __restrict__ b = xp + off;
       const scalar_t* __restrict__ o = op + off;
       scalar_t* __restrict__ w = wp + off;
-      for (int64_t j = 0; j < m; ++j) {
+      SENET_SIMD for (int64_t j = 0; j < m; ++j) {
         const float v = ld(o[j]) > 0.f ? ld(a[j]) : 0.f;
         w[j] = st<scalar_t>(v);
         acc[j] += v * ld(b[j]);
       }
-    } else {
-      for (int64_t j = 0; j < m; ++j) acc[j] += ld(a[j]) * ld(b[j]);
-    }
-  });
+    });
+  } else {
+    reduce_segments(g, gs, [&](int64_t off, float* __restrict__ acc, auto m) {
+      const scalar_t* __restrict__ a = gp + off;
+      const scalar_t* __restrict__ b = xp + off;
+      SENET_SIMD for (int64_t j = 0; j < m; ++j) acc[j] += ld(a[j]) * ld(b[j]);
+    });
+  }
 }
 
 // (g, gs): g = grad where out > 0 else 0 (the ReLU's backward), gs[n, c] = sum_hw g · x (float32)
@@ -263,6 +338,76 @@ at::Tensor linear(const at::Tensor& z, const at::Tensor& w, const at::Tensor& b)
   return b.defined() ? at::addmm(b.to(at::kFloat), z, w.t()) : at::mm(z, w.t());
 }
 
+// Small batches (N ≤ kSmallBatch, float32 weights): the FCs are matrix-vector products, which
+// BLAS runs at a third of the memory bandwidth for these shapes (16–128 rows) and which cost
+// a dispatch each; this loop reads every weight row once for all N descriptors.
+constexpr int64_t kSmallBatch = 8;
+
+template <int L>  // L independent lanes: the loops vectorize without reassociating a sum
+inline float dot_lanes(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
+  float acc[L] = {};
+  int64_t j = 0;
+  for (; j + L <= n; j += L)
+    for (int k = 0; k < L; ++k) acc[k] += a[j + k] * b[j + k];
+  for (int k = 0; j + k < n; ++k) acc[k] += a[j + k] * b[j + k];
+  for (int w = L / 2; w >= 1; w /= 2)  // a tree of vector adds, not L dependent scalar adds
+    for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
+  return acc[0];
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  return n >= 256 ? dot_lanes<32>(a, b, n) : dot_lanes<16>(a, b, n);
+}
+
+// y[n, r] = b[r] + w[r, :] · z[n, :] for a float32 R×K matrix w, then ReLU if `relu`
+at::Tensor small_linear(const at::Tensor& z, const at::Tensor& w, const at::Tensor& b, bool relu) {
+  const int64_t n = z.size(0), rows = w.size(0), k = w.size(1);
+  const at::Tensor zc = z.contiguous(), wc = w.contiguous();
+  const at::Tensor bc = b.defined() ? b.to(at::kFloat).contiguous() : at::Tensor();
+  at::Tensor y = at::empty({n, rows}, z.options().dtype(at::kFloat));
+  const float *zp = zc.const_data_ptr<float>(), *wp = wc.const_data_ptr<float>();
+  const float* bp = bc.defined() ? bc.const_data_ptr<float>() : nullptr;
+  float* yp = y.mutable_data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, k * n));
+  at::parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = dot(wp + r * k, zp + i * k, k) + (bp ? bp[r] : 0.f);
+        yp[i * rows + r] = relu ? std::max(v, 0.f) : v;
+      }
+    }
+  });
+  return y;
+}
+
+bool small_batch(const at::Tensor& z, const at::Tensor& w) {
+  return z.size(0) <= kSmallBatch && w.scalar_type() == at::kFloat && z.scalar_type() == at::kFloat;
+}
+
+// h = relu(W1 z + b1)
+at::Tensor hidden(const at::Tensor& z, const at::Tensor& w1m, const at::Tensor& b1) {
+  return small_batch(z, w1m) ? small_linear(z, w1m, b1, true) : linear(z, w1m, b1).relu_();
+}
+
+// z[n, c] = mean_hw x: float32 sums, rounded once to the map's dtype (as at::sum in that dtype
+// gives), then scaled
+at::Tensor squeeze_mean(const at::Tensor& x) {
+  Geo g = geometry(x);
+  at::Tensor z = at::empty({g.n, g.c}, x.options().dtype(at::kFloat));
+  float* zp = z.mutable_data_ptr<float>();
+  SENET_DISPATCH(x.scalar_type(), [&] {
+    const scalar_t* __restrict__ xp = x.const_data_ptr<scalar_t>();
+    reduce_segments(g, zp, [&](int64_t off, float* __restrict__ acc, auto m) {
+      const scalar_t* __restrict__ a = xp + off;
+      SENET_SIMD for (int64_t j = 0; j < m; ++j) acc[j] += ld(a[j]);
+    });
+  });
+  const bool bf16 = x.scalar_type() == at::kBFloat16;
+  const float inv_hw = static_cast<float>(1.0 / static_cast<double>(g.hw));
+  for (int64_t k = 0; k < g.n * g.c; ++k) zp[k] = (bf16 ? ld(st<c10::BFloat16>(zp[k])) : zp[k]) * inv_hw;
+  return z;
+}
+
 at::Tensor apply_gate(const at::Tensor& t, int64_t gate) {
   if (gate == 0) return at::sigmoid(t);
   if (gate == 1) return at::tanh(t);
@@ -285,11 +430,13 @@ Forward se_forward(const at::Tensor& x, const std::optional<at::Tensor>& shortcu
                    const std::optional<at::Tensor>& b1, const at::Tensor& w2, const std::optional<at::Tensor>& b2,
                    int64_t gate, bool relu) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);  // float32 excitation
-  const double inv_hw = 1.0 / static_cast<double>(x.size(2) * x.size(3));
   Forward f;
-  f.z = at::sum(x, {2, 3}).to(at::kFloat).mul_(inv_hw);  // in the map's dtype, float32 accumulation
-  at::Tensor h = linear(f.z, fc_matrix(w1), opt(b1)).relu_();
-  f.s = apply_gate(linear(h, fc_matrix(w2), opt(b2)), gate);
+  // NCHW: ATen's sum (a vectorized reduction of each plane, faster than ours on small planes)
+  f.z = x.is_contiguous() ? at::sum(x, {2, 3}).to(at::kFloat).mul_(1.0 / static_cast<double>(x.size(2) * x.size(3)))
+                          : squeeze_mean(x);
+  const at::Tensor w1m = fc_matrix(w1), w2m = fc_matrix(w2);
+  const at::Tensor h = hidden(f.z, w1m, opt(b1));
+  f.s = apply_gate(small_batch(h, w2m) ? small_linear(h, w2m, opt(b2), false) : linear(h, w2m, opt(b2)), gate);
   f.sx = f.s.to(x.scalar_type());
   f.out = scale(x, f.sx, shortcut, relu);
   return f;
@@ -318,7 +465,7 @@ struct SqueezeExciteBlock : public torch::autograd::Function<SqueezeExciteBlock>
     at::Tensor grad = grads[0];
     if (grad.strides() != x.strides()) grad = grad.contiguous(x.suggest_memory_format());
     const at::Tensor w1m = fc_matrix(w1), w2m = fc_matrix(w2);
-    at::Tensor h = linear(z, w1m, b1).relu_();  // recomputed: N×hidden, cheap
+    at::Tensor h = hidden(z, w1m, b1);  // recomputed: N×hidden, cheap
     at::Tensor g, gs;
     if (relu) {
       std::tie(g, gs) = relu_grad_sum(grad, out, x);
@@ -369,6 +516,7 @@ TORCH_LIBRARY(senet_native, m) {
   m.def("scale(Tensor x, Tensor s, Tensor? shortcut, bool relu) -> Tensor");
   m.def("relu_grad_sum(Tensor grad, Tensor out, Tensor x) -> (Tensor, Tensor)");
   m.def("product_sum(Tensor grad, Tensor x) -> Tensor");
+  m.def("squeeze(Tensor x) -> Tensor");
   m.def("affine(Tensor grad, Tensor s, Tensor d) -> Tensor");
   m.def(
       "squeeze_excite(Tensor x, Tensor? shortcut, Tensor w1, Tensor? b1, Tensor w2, Tensor? b2, int gate, "
@@ -381,6 +529,7 @@ TORCH_LIBRARY_IMPL(senet_native, CPU, m) {
   m.impl("scale", &scale);
   m.impl("relu_grad_sum", &relu_grad_sum);
   m.impl("product_sum", &product_sum);
+  m.impl("squeeze", &squeeze_mean);
   m.impl("affine", &affine);
   m.impl("squeeze_excite", &squeeze_excite_forward);
 }
