@@ -24,7 +24,7 @@ every pass on a fast kernel and does the rest on the tiny N×C tensors:
 
 ``_SqueezeExcite`` is the whole average-squeeze SE block with the residual sum and ReLU
 (``relu?(x · s(x) + shortcut?)``) as one autograd Function; ``scale``/``scale_add`` serve max
-squeeze and NoSqueeze. On channels-last CPU maps, where the optional native kernels are built
+squeeze and NoSqueeze. On CPU maps, where the optional native kernels are built
 (``senet.layers.native``), the block runs as their C++ autograd node instead (the same
 arithmetic), and the Function uses their fused passes where hooks keep it in Python. Under
 ``torch.compile`` and FX tracing the reference ops are used instead (``senet.layers.ops``
@@ -180,7 +180,7 @@ def scale_relu(
     x: torch.Tensor, s: torch.Tensor, shortcut: torch.Tensor | None, relu: bool
 ) -> torch.Tensor:
     """``relu?(x · s + shortcut?)``: one native pass for an N×C×1×1 gate of ``x``'s dtype on
-    channels-last CPU maps where the kernels are built, else ``axpy`` and an in-place ReLU."""
+    CPU maps where the kernels are built, else ``axpy`` and an in-place ReLU."""
     maps = (x,) if shortcut is None else (x, shortcut)
     if _per_channel(s, x) and s.shape[:2] == x.shape[:2] and native.applies(*maps):
         return native.scale(x, s.view(x.shape[0], x.shape[1]), shortcut, relu)

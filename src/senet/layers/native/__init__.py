@@ -1,12 +1,12 @@
-"""Optional C++ kernels for the SE block on channels-last CPU maps.
+"""Optional C++ kernels for the SE block on CPU maps (channels-last and NCHW).
 
 The fast path (``senet.layers.fast_ops``) runs each pass of the SE block on an ATen kernel, from
-Python. On channels-last CPU maps ``se_kernels.cpp`` fuses passes further than ATen allows (the
-scale, residual sum and ReLU in one pass; the ReLU's backward and ``d/ds = Σ_hw g·x`` in one
-pass; ``d/dx = g·s + dz/HW`` in one pass) and runs the whole block, forward and backward, as one
-C++ autograd node, without the interpreter between its ATen calls. Measured
-(docs/performance.md, "Native kernels"): SE-ResNet-20 ÷ ResNet-20 training time in channels_last
-(bf16 and float32) 1.06–1.19 on ATen's kernels, 1.00–1.06 with the node.
+Python. ``se_kernels.cpp`` fuses passes further than ATen allows (the scale, residual sum and ReLU
+in one pass; the ReLU's backward and ``d/ds = Σ_hw g·x`` in one pass; ``d/dx = g·s + dz/HW`` in
+one pass; reductions with register-resident accumulators) and runs the whole block, forward and
+backward, as one C++ autograd node, without the interpreter between its ATen calls (and, at
+batch ≤ 8, with its own loop for the FCs). Measured (docs/performance.md, "Native kernels"):
+SE-ResNet-20 ÷ ResNet-20 training time 1.04–1.19 on ATen's kernels, 1.00–1.07 with the node.
 
 The kernels are compiled on first use, for this CPU, with ``torch.utils.cpp_extension``
 (a C++ compiler and ``ninja`` are needed: ``pip install 'senet[native]'`` brings ninja), and
