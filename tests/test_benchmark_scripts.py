@@ -107,3 +107,41 @@ def test_quiet_sh_pauses_matching_processes_and_resumes_them(tmp_path: Path) -> 
         assert after.strip() in {"S", "R"}, "resumed after a failing command too"
     finally:
         sleeper.kill()
+
+
+def test_se_share_removes_exactly_the_se_op(tmp_path: Path) -> None:
+    """With the SE op removed, an SE net computes what it computes with every gate at 1 (the
+    plain residual), and the script writes its three rows."""
+    import importlib.util
+
+    import torch
+
+    import senet
+
+    spec = importlib.util.spec_from_file_location("se_share", ROOT / "benchmarks" / "se_share.py")
+    se_share = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(se_share)
+    torch.manual_seed(0)
+    model = senet.create_model("cifar_se_resnet20").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        normal = model(x)
+        with se_share.se_op_removed(True):
+            removed = model(x)
+        for m in model.modules():
+            if isinstance(m, senet.layers.se.SqueezeExcitation):
+                m.fc2.weight.zero_()
+                m.fc2.bias.fill_(50.0)  # sigmoid(50) == 1 in float32: the gate passes everything
+        gates_open = model(x)
+    torch.testing.assert_close(removed, gates_open)
+    assert not torch.allclose(removed, normal)
+
+    stem = tmp_path / "share"
+    _run(
+        "se_share.py",
+        *("--se-model", "cifar_se_resnet20", "--plain-model", "cifar_resnet20", "--size", "32"),
+        *("--amp", "none", "--rounds", "1", "--calls", "1", "--threads", "1", "--out", str(stem)),
+    )
+    rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
+    assert [r["case"] for r in rows] == ["plain", "SE", "SE op removed"]
+    assert "Where SE's inference overhead goes" in stem.with_suffix(".md").read_text()

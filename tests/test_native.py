@@ -210,6 +210,33 @@ def test_hooks_and_custom_excite_keep_the_python_function(kernels, monkeypatch):
     assert calls == ["squeeze_excite"], "without hooks, the node"
 
 
+def test_dispatch_modes_see_the_ops_not_the_node(kernels, monkeypatch):
+    """Under a dispatch mode (flop counters, fake tensors, op recorders) the block's own ops
+    run, as on the ATen path: the node, one opaque op, runs only where nobody looks inside."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    monkeypatch.setattr(native, "_SMALL", 1)
+    se = SqueezeExcitation(16, 4)
+    x = _map((2, 16, 8, 8), torch.float32, CL, 0).float()
+    calls = _spy(monkeypatch, "squeeze_excite")
+    with torch.no_grad(), Recorder() as seen:
+        fast_ops.squeeze_excite(se, x, None, True)
+    assert calls == [] and not any("senet_native" in op for op in seen.ops)
+    assert any("addmm" in op for op in seen.ops), "the FCs are visible"
+    with torch.no_grad():
+        fast_ops.squeeze_excite(se, x, None, True)
+    assert calls == ["squeeze_excite"], "unobserved: the node"
+
+
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning")
 def test_traced_graphs_do_not_depend_on_the_library(kernels):
     """TorchScript tracing of a channels-last model records ATen ops only."""

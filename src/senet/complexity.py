@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from senet.layers import native
 from senet.layers.se import SqueezeExcitation
 from senet.models.registry import SE_OPTIONS, build_model, get_entry
 
@@ -82,7 +83,8 @@ def _recording_se_inputs(
     record: Callable[[SqueezeExcitation, torch.Tensor], None],
 ) -> Iterator[None]:
     """Call ``record(se, x)`` for every SE gate computed (``SqueezeExcitation.excitation`` is the
-    one entry point every block uses, whether it calls the module or fuses its scale)."""
+    one entry point every block uses, whether it calls the module or fuses its scale, except the
+    native C++ node, which ``count`` switches off)."""
     original = SqueezeExcitation.excitation
 
     def recording(self: SqueezeExcitation, x: torch.Tensor) -> torch.Tensor:
@@ -137,7 +139,7 @@ def count(
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad(), _recording_se_inputs(se_record):
+        with torch.no_grad(), native.disabled(), _recording_se_inputs(se_record):
             param = next(model.parameters(), None)
             device = param.device if param is not None else torch.device("cpu")
             model(torch.zeros(1, in_chans, h, w, device=device))

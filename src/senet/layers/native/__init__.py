@@ -214,11 +214,14 @@ def disabled() -> Iterator[None]:
 def applies(*maps: torch.Tensor) -> bool:
     """The kernels serve these maps: contiguous (NCHW or channels-last) CPU float32/bf16 maps of
     one shape and strides, large enough to pay, not being traced (a TorchScript/ONNX graph must
-    not depend on this library), and the kernels loaded (built on the first such call)."""
+    not depend on this library) nor seen by a dispatch mode (``FlopCounterMode``, fake tensors:
+    they would see one opaque op instead of the block's), and the kernels loaded (built on the
+    first such call)."""
     x = maps[0]
     if not (
         _state["enabled"]
         and not torch.jit.is_tracing()
+        and not torch._C._len_torch_dispatch_stack()
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16)
         and x.dim() == 4
