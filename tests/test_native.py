@@ -125,13 +125,14 @@ def _block_run(se, x0, sc0, gy, relu, amp):
     return [y, *grads] + [p.grad for p in se.parameters()]
 
 
+@pytest.mark.parametrize("fmt", [CL, torch.contiguous_format], ids=["cl", "nchw"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(
     ("relu", "shortcut", "gate", "bias"),
     [(True, True, "sigmoid", True), (False, True, "tanh", False), (False, False, "relu", True)],
 )
 def test_whole_block_node_equals_python_function_and_aten(
-    kernels, monkeypatch, dtype, relu, shortcut, gate, bias
+    kernels, monkeypatch, dtype, relu, shortcut, gate, bias, fmt
 ):
     """The C++ autograd node, the Python Function on the same kernels, and the ATen path: the
     same output and every gradient (float32 within 1e-5 and 1e-6 between the two native forms;
@@ -139,7 +140,7 @@ def test_whole_block_node_equals_python_function_and_aten(
     monkeypatch.setattr(native, "_SMALL", 1)  # small maps too
     torch.manual_seed(0)
     se = SqueezeExcitation(24, 4, gate=gate, bias=bias)
-    x0, sc0, gy = (_map((3, 24, 12, 10), dtype, CL, i) for i in range(3))
+    x0, sc0, gy = (_map((3, 24, 12, 10), dtype, fmt, i) for i in range(3))
     sc0 = sc0 if shortcut else None
     amp = dtype == torch.bfloat16
     calls = _spy(monkeypatch, "squeeze_excite", "scale", "relu_grad_sum", "product_sum", "affine")
