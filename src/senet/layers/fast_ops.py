@@ -410,10 +410,10 @@ _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_
 _GLOBAL_HOOKS = tuple(f"_global{name}" for name in _HOOKS)
 
 
-def _hooked(*modules: torch.nn.Module) -> bool:
-    """Hooks would see what ``modules`` compute: their own, or any module's global hooks."""
-    return any(getattr(nn_module, name, None) for name in _GLOBAL_HOOKS) or any(
-        getattr(m, name, None) for m in modules for name in _HOOKS
+def _hooked(module: torch.nn.Module) -> bool:
+    """Hooks would see what ``module`` computes: its own, or any module's global hooks."""
+    return any(getattr(module, name, None) for name in _HOOKS) or any(
+        getattr(nn_module, name, None) for name in _GLOBAL_HOOKS
     )
 
 
