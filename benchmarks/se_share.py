@@ -2,10 +2,11 @@
 
     python benchmarks/se_share.py --amp none bf16 --rounds 15 --out benchmarks/results/se_share
 
-Times batch-1 inference (224 px by default) of ResNet-50, SE-ResNet-50, and the same SE-ResNet-50
-with every SE block's op (squeeze, excitation, scale, residual sum, ReLU) replaced by what the
-plain block runs there (``senet.layers.ops.add_relu``): same model object, same convolutions and
-Python module structure. Interleaved rounds (order alternating), medians, paired ratios to the
+Times batch-1 inference (224 px by default) of ResNet-50, SE-ResNet-50, the same SE-ResNet-50 with
+its blocks' last BatchNorm run as a module before the SE node (``native.batchnorm_outside``: what
+running it inside the node saves), and with every SE block's op (squeeze, excitation, scale,
+residual sum, ReLU) replaced by what the plain block runs there (the BatchNorm, then
+``senet.layers.ops.add_relu``): same model object, same convolutions and Python module structure. Interleaved rounds (order alternating), medians, paired ratios to the
 plain network (wall clock). If "SE op removed" ÷ plain is ≈ 1, the whole of SE's overhead is the
 SE op's own work (its squeeze, FC weights, scale pass and call); otherwise it is elsewhere.
 Writes STEM.json / STEM.md with the machine.
@@ -24,7 +25,7 @@ import torch
 
 import senet
 from senet.bench.env import environment, load_average, write_report
-from senet.layers import ops
+from senet.layers import native, ops
 
 
 def _plain_residual(
@@ -36,14 +37,21 @@ def _plain_residual(
     return ops.add_relu(x, shortcut) if relu else x + shortcut
 
 
+def _plain_bn_residual(
+    se: torch.nn.Module, bn: torch.nn.Module, y: torch.Tensor, shortcut: torch.Tensor
+) -> torch.Tensor:
+    return ops.add_relu(bn(y), shortcut)
+
+
 @contextlib.contextmanager
 def se_op_removed(active: bool) -> Iterator[None]:
-    real = ops.squeeze_excite
-    ops.squeeze_excite = _plain_residual if active else real
+    real, real_bn = ops.squeeze_excite, ops.bn_squeeze_excite
+    if active:
+        ops.squeeze_excite, ops.bn_squeeze_excite = _plain_residual, _plain_bn_residual
     try:
         yield
     finally:
-        ops.squeeze_excite = real
+        ops.squeeze_excite, ops.bn_squeeze_excite = real, real_bn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,11 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     for m in models.values():
         m.eval().to(memory_format=fmt)
     x = torch.randn(args.batch, 3, args.size, args.size).contiguous(memory_format=fmt)
-    cases = {"plain": ("plain", False), "SE": ("SE", False), "SE op removed": ("SE", True)}
+    cases = {
+        "plain": ("plain", False, False),
+        "SE": ("SE", False, False),
+        "SE, BN outside the node": ("SE", False, True),
+        "SE op removed": ("SE", True, False),
+    }
 
     def run(label: str, amp: str) -> float:
-        name, removed = cases[label]
-        with se_op_removed(removed):
+        name, removed, bn_outside = cases[label]
+        bn_ctx = native.batchnorm_outside() if bn_outside else contextlib.nullcontext()
+        with se_op_removed(removed), bn_ctx:
             t = time.perf_counter()
             for _ in range(args.calls):
                 models[name](x)
@@ -121,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         notes = [
             f"{args.se_model} vs {args.plain_model}, {setting}, {args.threads} threads, "
             f"{args.rounds} rounds × {args.calls} calls, wall clock",
+            "SE, BN outside the node: each block's last BatchNorm run as a module before the SE node",
             "SE op removed: each SE block's op replaced by the plain residual sum + ReLU",
         ]
         write_report(args.out, result, "Where SE's inference overhead goes", notes, table)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_ARCHIVE = Path(
@@ -95,3 +96,18 @@ def cifar_jpeg_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if len(counts) != 20:
         pytest.skip(f"{CIFAR_ARCHIVE} does not have the expected train/test × 10 classes layout")
     return root
+
+
+@pytest.fixture
+def kernels():
+    """The native SE kernels, built (or the test skips with the reason), on 2 threads."""
+    from senet.layers import native
+
+    if os.environ.get("SENET_NATIVE", "auto") == "0":
+        pytest.skip("SENET_NATIVE=0")
+    if not native.available():
+        pytest.skip(f"native SE kernels cannot be built here: {native.status()}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the kernels' parallel split is part of what is tested
+    yield
+    torch.set_num_threads(before)

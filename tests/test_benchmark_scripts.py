@@ -111,7 +111,7 @@ def test_quiet_sh_pauses_matching_processes_and_resumes_them(tmp_path: Path) -> 
 
 def test_se_share_removes_exactly_the_se_op(tmp_path: Path) -> None:
     """With the SE op removed, an SE net computes what it computes with every gate at 1 (the
-    plain residual), and the script writes its three rows."""
+    plain residual), and the script writes its four rows."""
     import importlib.util
 
     import torch
@@ -143,5 +143,5 @@ def test_se_share_removes_exactly_the_se_op(tmp_path: Path) -> None:
         *("--amp", "none", "--rounds", "1", "--calls", "1", "--threads", "1", "--out", str(stem)),
     )
     rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
-    assert [r["case"] for r in rows] == ["plain", "SE", "SE op removed"]
+    assert [r["case"] for r in rows] == ["plain", "SE", "SE, BN outside the node", "SE op removed"]
     assert "Where SE's inference overhead goes" in stem.with_suffix(".md").read_text()

@@ -7,7 +7,6 @@ cannot be built they skip with the reason, and the fallback tests below still ru
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
@@ -20,22 +19,6 @@ from senet.models.blocks import BasicBlock
 
 CL = torch.channels_last
 TOL = {torch.float32: 2e-6, torch.bfloat16: 8e-3}  # × the reference's largest magnitude
-
-
-def _kernels_or_skip() -> None:
-    if os.environ.get("SENET_NATIVE", "auto") == "0":
-        pytest.skip("SENET_NATIVE=0")
-    if not native.available():
-        pytest.skip(f"native SE kernels cannot be built here: {native.status()}")
-
-
-@pytest.fixture
-def kernels():
-    _kernels_or_skip()
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)  # the kernels' parallel split is part of what is tested
-    yield
-    torch.set_num_threads(before)
 
 
 def _map(shape, dtype, fmt, seed):
@@ -253,11 +236,12 @@ def test_traced_graphs_do_not_depend_on_the_library(kernels):
 
 @pytest.mark.parametrize("fmt", [CL, torch.contiguous_format], ids=["cl", "nchw"])
 def test_network_training_step_uses_the_node_in_both_layouts(kernels, monkeypatch, fmt):
-    """A CIFAR SE-ResNet step: every block runs as the C++ node, on channels-last and on NCHW
-    maps, and the loss and every gradient equal the ATen path's (same layout) within float32."""
+    """A CIFAR SE-ResNet step: every block runs as the C++ node with its last BatchNorm inside,
+    on channels-last and on NCHW maps, and the loss, every gradient and the BatchNorms' running
+    statistics equal the ATen path's (same layout) within float32."""
     import senet
 
-    used = _spy(monkeypatch, "squeeze_excite")
+    used = _spy(monkeypatch, "bn_squeeze_excite", "squeeze_excite")
 
     def step():
         torch.manual_seed(0)
@@ -265,14 +249,16 @@ def test_network_training_step_uses_the_node_in_both_layouts(kernels, monkeypatc
         x = torch.randn(16, 3, 32, 32).contiguous(memory_format=fmt)
         loss = model(x).logsumexp(1).mean()
         loss.backward()
-        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+        stats = [b for name, b in model.named_buffers() if "running" in name]
+        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()]), stats
 
-    loss, grads = step()
-    assert len(used) == 9, "every block of the network"
+    loss, grads, stats = step()
+    assert used == ["bn_squeeze_excite"] * 9, "every block of the network"
     monkeypatch.setattr(native, "applies", lambda *maps: False)
-    loss_aten, grads_aten = step()
+    loss_aten, grads_aten, stats_aten = step()
     assert abs(loss - loss_aten) < 1e-6
     torch.testing.assert_close(grads, grads_aten, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(stats, stats_aten, rtol=1e-5, atol=1e-6)
 
 
 def test_inference_forward_uses_the_node(kernels, monkeypatch):
@@ -281,12 +267,12 @@ def test_inference_forward_uses_the_node(kernels, monkeypatch):
     x = _map((2, 16, 32, 32), torch.float32, CL, 0).float()
     with torch.no_grad(), ops.reference_path():
         want = block(x)
-    used = _spy(monkeypatch, "squeeze_excite")
+    used = _spy(monkeypatch, "bn_squeeze_excite", "squeeze_excite")
     with torch.no_grad():
         got = block(x)
     with torch.inference_mode():
         got_inference = block(x)
-    assert used == ["squeeze_excite"] * 2, "no-grad and inference mode take the C++ node too"
+    assert used == ["bn_squeeze_excite"] * 2, "no-grad and inference mode take the C++ node too"
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got_inference, want, rtol=1e-5, atol=1e-5)
 

@@ -450,6 +450,38 @@ def squeeze_excite(
     return scale_relu(x, se.excitation(x), shortcut, relu)
 
 
+def _native_bn_block(
+    se: torch.nn.Module, bn: torch.nn.Module, y: torch.Tensor, shortcut: torch.Tensor | None
+) -> bool:
+    """The native node can take ``bn`` into the SE block: ``_native_block`` holds and ``bn`` is a
+    plain affine BatchNorm2d with float32 running statistics and no hooks (those see ``bn(y)``,
+    which the node never writes; ``fold_batchnorm`` finds its pairs by hooks)."""
+    return (
+        native.bn_inside()
+        and type(bn) is torch.nn.BatchNorm2d
+        and bn.affine
+        and bn.track_running_stats
+        and bn.weight.dtype == bn.running_mean.dtype == torch.float32
+        and not _hooked(bn)
+        and _native_block(se, y, shortcut)
+    )
+
+
+def bn_squeeze_excite(
+    se: torch.nn.Module,
+    bn: torch.nn.Module,
+    y: torch.Tensor,
+    shortcut: torch.Tensor | None = None,
+    relu: bool = False,
+) -> torch.Tensor:
+    """``squeeze_excite(se, bn(y), shortcut, relu)``; the native node runs the BatchNorm inside
+    the SE block's passes (``bn(y)`` is never written; its running statistics are updated)."""
+    if _native_bn_block(se, bn, y, shortcut):
+        weights = (se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias)
+        return native.bn_squeeze_excite(y, shortcut, bn, weights, se.gate, relu)
+    return squeeze_excite(se, bn(y), shortcut, relu)
+
+
 def excitation(se: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``se.excite(squeeze(x))`` with the squeeze's descriptor in float32 (one pass over ``x``);
     the gate comes back in ``x``'s dtype, N×C×1×1."""

@@ -191,6 +191,22 @@ def squeeze_excite(
     return scale_add_relu(x, s, shortcut) if relu else scale_add(x, s, shortcut)
 
 
+def bn_squeeze_excite(
+    se: torch.nn.Module,
+    bn: torch.nn.Module,
+    y: torch.Tensor,
+    shortcut: torch.Tensor,
+) -> torch.Tensor:
+    """``relu(x · se.excitation(x) + shortcut)`` with ``x = bn(y)``: a residual block's last
+    BatchNorm, its SE block, the residual sum and the ReLU. The fast path runs the BatchNorm
+    inside the SE block's own passes where the native kernels apply (``x`` is never written:
+    ``fast_ops.bn_squeeze_excite``); the result is the same as ``squeeze_excite(se, bn(y), …)``.
+    """
+    if se.squeeze == "avg" and _use_fast(y):
+        return fast_ops.bn_squeeze_excite(se, bn, y, shortcut, relu=True)
+    return squeeze_excite(se, bn(y), shortcut, relu=True)
+
+
 def add_relu(x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
     """``relu(x + shortcut)``: the residual sum and ReLU of a block (with or without SE)."""
     return fast_ops.add_relu(x, shortcut) if _use_fast(x) else F.relu(x + shortcut)

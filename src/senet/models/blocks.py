@@ -91,6 +91,17 @@ class ResidualBlock(nn.Module):
         out = out + shortcut if self.preact else ops.add_relu(out, shortcut)
         return self._se_at("post", out)
 
+    def _bn_finish(self, y: torch.Tensor, bn: nn.Module, shortcut: torch.Tensor) -> torch.Tensor:
+        """``_finish(bn(y), shortcut)`` for a post-activation block whose branch ends in ``bn``:
+        with the standard SE block, one op that can run the BatchNorm inside the SE block's
+        passes (``ops.bn_squeeze_excite``)."""
+        if self.integration == "standard":
+            return ops.bn_squeeze_excite(self.se, bn, y, shortcut)
+        out = bn(y)
+        if self.integration is None:
+            return ops.add_relu(out, shortcut)
+        return self._finish(out, shortcut)
+
 
 class BasicBlock(ResidualBlock):
     """Two 3×3 convolutions (ResNet-18/34 and the CIFAR ResNets)."""
@@ -119,10 +130,7 @@ class BasicBlock(ResidualBlock):
         x = self._se_at("pre", x)
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         out = self._se_at("3x3", out)
-        out = self.bn2(self.conv2(out))
-        if self.integration is None:
-            return ops.add_relu(out, shortcut)
-        return self._finish(out, shortcut)
+        return self._bn_finish(self.conv2(out), self.bn2, shortcut)
 
 
 class Bottleneck(ResidualBlock):
@@ -178,10 +186,7 @@ class Bottleneck(ResidualBlock):
                 )
             if _early_squeeze_reads_less(out, self.conv3.out_channels):
                 return self._forward_early_squeeze(out, shortcut)
-        out = self.bn3(self.conv3(out))
-        if self.integration is None:
-            return ops.add_relu(out, shortcut)
-        return self._finish(out, shortcut)
+        return self._bn_finish(self.conv3(out), self.bn3, shortcut)
 
     def _forward_early_squeeze(self, h: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         """``relu(conv3(h) · s + shortcut)`` with ``z = mean(conv3(h)) = W·mean(h) + b``.

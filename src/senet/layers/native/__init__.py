@@ -40,7 +40,7 @@ _LDFLAGS = ["-fopenmp"]
 # Below this many elements a map costs less than a kernel call's set-up: ATen's ops are used.
 _SMALL = 1 << 15
 
-_state: dict[str, object] = {"status": None, "reason": "", "enabled": True}
+_state: dict[str, object] = {"status": None, "reason": "", "enabled": True, "bn_inside": True}
 
 
 def mode() -> str:
@@ -211,6 +211,23 @@ def disabled() -> Iterator[None]:
         _state["enabled"] = previous
 
 
+@contextlib.contextmanager
+def batchnorm_outside() -> Iterator[None]:
+    """Run a block's last BatchNorm as its own module before the SE node, not inside it
+    (benchmarks: what ``bn_squeeze_excite`` saves)."""
+    previous = _state["bn_inside"]
+    _state["bn_inside"] = False
+    try:
+        yield
+    finally:
+        _state["bn_inside"] = previous
+
+
+def bn_inside() -> bool:
+    """Blocks may run their last BatchNorm inside the SE node (not within ``batchnorm_outside``)."""
+    return bool(_state["bn_inside"])
+
+
 def applies(*maps: torch.Tensor) -> bool:
     """The kernels serve these maps: contiguous (NCHW or channels-last) CPU float32/bf16 maps of
     one shape and strides, large enough to pay, not being traced (a TorchScript/ONNX graph must
@@ -274,6 +291,29 @@ def squeeze_excite(
     node; ``weights`` = (W1, b1, W2, b2) of the two FC layers (1×1 convolutions)."""
     w1, b1, w2, b2 = weights
     return torch.ops.senet_native.squeeze_excite(x, shortcut, w1, b1, w2, b2, _GATES[gate], relu)
+
+
+def bn_squeeze_excite(
+    y: torch.Tensor,
+    shortcut: torch.Tensor | None,
+    bn: torch.nn.BatchNorm2d,
+    weights: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None],
+    gate: str,
+    relu: bool,
+) -> torch.Tensor:
+    """``relu?(x · s(x) + shortcut?)`` with ``x = bn(y)`` as one C++ autograd node that never
+    writes ``x``: the BatchNorm's statistics and the squeeze in one pass over ``y``, the output in
+    one more. ``bn``'s running statistics and ``num_batches_tracked`` are updated as its own
+    forward would (an affine BatchNorm2d that tracks running statistics)."""
+    factor = 0.0
+    if bn.training:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    w1, b1, w2, b2 = weights
+    return torch.ops.senet_native.bn_squeeze_excite(
+        y, shortcut, bn.weight, bn.bias, w1, b1, w2, b2, bn.running_mean, bn.running_var,
+        bn.training, factor, bn.eps, _GATES[gate], relu,
+    )  # fmt: skip
 
 
 def affine(g: torch.Tensor, s: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

@@ -106,64 +106,83 @@ inline void fill_tile(float* buf, const float* v, const Geo& g, int64_t i) {
   for (int64_t j = 0; j < g.tile; ++j) buf[j] = v[g.chan(i, j % g.period)];
 }
 
-// Element-wise pass: calls body(offset, length, s_tile, d_tile) over runs of at most `tile`
-// elements that start on a multiple of `tile` within their segment; parallel over blocks.
+// Element-wise pass: calls body(offset, length, s_tile, d_tile, e_tile) over runs of at most
+// `tile` elements that start on a multiple of `tile` within their segment; parallel over blocks.
+// `d` and `e` (per-channel values like `s`) may be null; their tiles are then null too.
 template <typename F>
-void for_each_run(const Geo& g, const float* s, const float* d, F body) {
+void for_each_run(const Geo& g, const float* s, const float* d, const float* e, F body) {
   const int64_t T = g.tile;
   const int64_t tiles_per_seg = (g.len + T - 1) / T;
   const int64_t per_block = std::max<int64_t>(1, 16384 / T);
   const int64_t blocks_per_seg = (tiles_per_seg + per_block - 1) / per_block;
-  at::parallel_for(0, g.count * blocks_per_seg, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> sbuf(T), dbuf(d ? T : 0);
+  at::parallel_for(0, g.count * blocks_per_seg, 1, [&](int64_t b, int64_t end) {
+    std::vector<float> sbuf(T), dbuf(d ? T : 0), ebuf(e ? T : 0);
     int64_t filled = -1;
-    for (int64_t blk = b; blk < e; ++blk) {
+    for (int64_t blk = b; blk < end; ++blk) {
       const int64_t i = blk / blocks_per_seg;
       if (i != filled) {
         fill_tile(sbuf.data(), s, g, i);
         if (d) fill_tile(dbuf.data(), d, g, i);
+        if (e) fill_tile(ebuf.data(), e, g, i);
         filled = i;
       }
       const int64_t t0 = (blk % blocks_per_seg) * per_block;
       const int64_t t1 = std::min(tiles_per_seg, t0 + per_block);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t start = t * T;
-        body(i * g.len + start, std::min(T, g.len - start), sbuf.data(), d ? dbuf.data() : nullptr);
+        body(i * g.len + start, std::min(T, g.len - start), sbuf.data(), d ? dbuf.data() : nullptr,
+             e ? ebuf.data() : nullptr);
       }
     }
   });
 }
 
-// out = relu?(x * s + shortcut?)
-at::Tensor scale(const at::Tensor& x, const at::Tensor& s, const std::optional<at::Tensor>& shortcut,
-                 bool relu) {
+// out = relu?(x * s + d? + shortcut?); d (per-channel, float32) only when Shift
+template <bool Shift>
+at::Tensor scale_pass(const at::Tensor& x, const at::Tensor& s, const at::Tensor& d,
+                      const std::optional<at::Tensor>& shortcut, bool relu) {
   Geo g = geometry(x);
   if (shortcut) same_layout(x, *shortcut, "shortcut");
   at::Tensor sf = per_channel(s, g);
+  at::Tensor df = Shift ? per_channel(d, g) : at::Tensor();
   at::Tensor out = at::empty_like(x);
   SENET_DISPATCH(x.scalar_type(), [&] {
     const scalar_t* __restrict__ xp = x.const_data_ptr<scalar_t>();
     const scalar_t* __restrict__ cp = shortcut ? shortcut->const_data_ptr<scalar_t>() : nullptr;
     scalar_t* __restrict__ op = out.mutable_data_ptr<scalar_t>();
-    for_each_run(g, sf.const_data_ptr<float>(), nullptr,
-                 [&](int64_t off, int64_t m, const float* __restrict__ sv, const float*) {
+    for_each_run(g, sf.const_data_ptr<float>(), Shift ? df.const_data_ptr<float>() : nullptr, nullptr,
+                 [&](int64_t off, int64_t m, const float* __restrict__ sv, const float* __restrict__ dv,
+                     const float*) {
                    const scalar_t* __restrict__ a = xp + off;
                    scalar_t* __restrict__ o = op + off;
+                   auto lin = [&](int64_t j) {
+                     if constexpr (Shift) {
+                       return ld(a[j]) * sv[j] + dv[j];
+                     } else {
+                       return ld(a[j]) * sv[j];
+                     }
+                   };
                    if (cp) {
                      const scalar_t* __restrict__ r = cp + off;
                      if (relu) {
-                       for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(std::max(ld(a[j]) * sv[j] + ld(r[j]), 0.f));
+                       for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(std::max(lin(j) + ld(r[j]), 0.f));
                      } else {
-                       for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(ld(a[j]) * sv[j] + ld(r[j]));
+                       for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(lin(j) + ld(r[j]));
                      }
                    } else if (relu) {
-                     for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(std::max(ld(a[j]) * sv[j], 0.f));
+                     for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(std::max(lin(j), 0.f));
                    } else {
-                     for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(ld(a[j]) * sv[j]);
+                     for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(lin(j));
                    }
                  });
   });
   return out;
+}
+
+// out = relu?(x * s + shortcut?)
+at::Tensor scale(const at::Tensor& x, const at::Tensor& s, const std::optional<at::Tensor>& shortcut,
+                 bool relu) {
+  return scale_pass<false>(x, s, at::Tensor(), shortcut, relu);
 }
 
 // gx = grad * s + d
@@ -174,8 +193,9 @@ at::Tensor affine(const at::Tensor& grad, const at::Tensor& s, const at::Tensor&
   SENET_DISPATCH(grad.scalar_type(), [&] {
     const scalar_t* __restrict__ gp = grad.const_data_ptr<scalar_t>();
     scalar_t* __restrict__ op = out.mutable_data_ptr<scalar_t>();
-    for_each_run(g, sf.const_data_ptr<float>(), df.const_data_ptr<float>(),
-                 [&](int64_t off, int64_t m, const float* __restrict__ sv, const float* __restrict__ dv) {
+    for_each_run(g, sf.const_data_ptr<float>(), df.const_data_ptr<float>(), nullptr,
+                 [&](int64_t off, int64_t m, const float* __restrict__ sv, const float* __restrict__ dv,
+                     const float*) {
                    const scalar_t* __restrict__ a = gp + off;
                    scalar_t* __restrict__ o = op + off;
                    for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(ld(a[j]) * sv[j] + dv[j]);
@@ -196,9 +216,15 @@ at::Tensor affine(const at::Tensor& grad, const at::Tensor& s, const at::Tensor&
 constexpr int64_t kLanes = 64;
 using Lanes = std::integral_constant<int64_t, kLanes>;
 
-template <typename F>
+// channels-last with C >= kLanes: reductions walk blocks of kLanes channels (see below)
+inline bool channel_blocks(const Geo& g) { return g.period >= kLanes; }
+
+// K sums at once (K = 2: a sum and a sum of squares): acc holds K·kLanes floats, the k-th sum's
+// accumulators at acc[k·kLanes, (k+1)·kLanes), and out K N×C arrays one after the other.
+template <int K = 1, typename F>
 void reduce_segments(const Geo& g, float* out, F body) {
-  const bool blocks = g.period >= kLanes;
+  constexpr int64_t A = K * kLanes;  // accumulators per task
+  const bool blocks = channel_blocks(g);
   const int64_t groups = blocks ? (g.period + kLanes - 1) / kLanes : 1;  // channel blocks
   const int64_t run = blocks ? g.period : g.period * (kLanes / g.period);  // elements per step
   const int64_t steps = (g.len + run - 1) / run;  // rows, or runs (the last may be short)
@@ -206,38 +232,43 @@ void reduce_segments(const Geo& g, float* out, F body) {
   const int64_t want = 2 * static_cast<int64_t>(at::get_num_threads());
   const int64_t chunks = std::min(steps, std::max<int64_t>(1, (want + units - 1) / units));
   const bool tree = !blocks && run == kLanes && (g.period & (g.period - 1)) == 0;  // period 2^k
+  const int64_t nc = g.n * g.c;
   // out[...] of (segment i, group grp) from the accumulators of its `chunks` parts, in order
-  auto fold = [&](int64_t i, int64_t grp, const float* p) {
-    if (blocks) {
-      const int64_t c0 = grp * kLanes, width = std::min(kLanes, g.period - c0);
-      for (int64_t j = 0; j < width; ++j) {
-        float a = 0.f;
-        for (int64_t ch = 0; ch < chunks; ++ch) a += p[ch * kLanes + j];
-        out[g.chan(i, c0 + j)] = a;
-      }
-    } else if (tree) {  // run = period · 2^m: halve the run with vector adds down to one period
-      float acc[kLanes];
-      std::copy(p, p + kLanes, acc);
-      for (int64_t ch = 1; ch < chunks; ++ch)
-        for (int64_t k = 0; k < kLanes; ++k) acc[k] += p[ch * kLanes + k];
-      for (int64_t w = kLanes / 2; w >= g.period; w /= 2)
-        for (int64_t k = 0; k < w; ++k) acc[k] += acc[k + w];
-      for (int64_t j = 0; j < g.period; ++j) out[g.chan(i, j)] = acc[j];
-    } else {
-      for (int64_t j = 0; j < g.period; ++j) {
-        float a = 0.f;
-        for (int64_t ch = 0; ch < chunks; ++ch)
-          for (int64_t k = j; k < run; k += g.period) a += p[ch * kLanes + k];
-        out[g.chan(i, j)] = a;
+  auto fold = [&](int64_t i, int64_t grp, const float* parts) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* p = parts + k * kLanes;
+      float* o = out + k * nc;
+      if (blocks) {
+        const int64_t c0 = grp * kLanes, width = std::min(kLanes, g.period - c0);
+        for (int64_t j = 0; j < width; ++j) {
+          float a = 0.f;
+          for (int64_t ch = 0; ch < chunks; ++ch) a += p[ch * A + j];
+          o[g.chan(i, c0 + j)] = a;
+        }
+      } else if (tree) {  // run = period · 2^m: halve the run with vector adds down to one period
+        float acc[kLanes];
+        std::copy(p, p + kLanes, acc);
+        for (int64_t ch = 1; ch < chunks; ++ch)
+          for (int64_t l = 0; l < kLanes; ++l) acc[l] += p[ch * A + l];
+        for (int64_t w = kLanes / 2; w >= g.period; w /= 2)
+          for (int64_t l = 0; l < w; ++l) acc[l] += acc[l + w];
+        for (int64_t j = 0; j < g.period; ++j) o[g.chan(i, j)] = acc[j];
+      } else {
+        for (int64_t j = 0; j < g.period; ++j) {
+          float a = 0.f;
+          for (int64_t ch = 0; ch < chunks; ++ch)
+            for (int64_t l = j; l < run; l += g.period) a += p[ch * A + l];
+          o[g.chan(i, j)] = a;
+        }
       }
     }
   };
-  std::vector<float> part(chunks > 1 ? static_cast<size_t>(units * chunks * kLanes) : 0);
+  std::vector<float> part(chunks > 1 ? static_cast<size_t>(units * chunks * A) : 0);
   at::parallel_for(0, units * chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t task = b; task < e; ++task) {
       const int64_t i = task / (groups * chunks), grp = task / chunks % groups, ch = task % chunks;
       const int64_t s0 = ch * steps / chunks, s1 = (ch + 1) * steps / chunks;
-      float acc[kLanes] = {};
+      float acc[A] = {};
       if (blocks) {
         const int64_t c0 = grp * kLanes, width = std::min(kLanes, g.period - c0);
         const int64_t base = i * g.len + c0;
@@ -259,12 +290,12 @@ void reduce_segments(const Geo& g, float* out, F body) {
       if (chunks == 1) {
         fold(i, grp, acc);
       } else {
-        std::copy(acc, acc + kLanes, part.begin() + task * kLanes);
+        std::copy(acc, acc + A, part.begin() + task * A);
       }
     }
   });
   if (chunks > 1)
-    for (int64_t u = 0; u < units; ++u) fold(u / groups, u % groups, part.data() + u * chunks * kLanes);
+    for (int64_t u = 0; u < units; ++u) fold(u / groups, u % groups, part.data() + u * chunks * A);
 }
 
 // Shared by the two d/ds passes: per segment, acc += g · x with g = grad masked where out <= 0
@@ -319,6 +350,108 @@ at::Tensor product_sum(const at::Tensor& grad, const at::Tensor& x) {
                                nullptr, gs.mutable_data_ptr<float>());
   });
   return gs;
+}
+
+// out = g * s + y * t + d (per-channel s, t, d): d/dy of the BatchNorm + SE node in training
+at::Tensor affine2(const at::Tensor& grad, const at::Tensor& s, const at::Tensor& y, const at::Tensor& t,
+                   const at::Tensor& d) {
+  Geo g = geometry(grad);
+  same_layout(grad, y, "y");
+  at::Tensor sf = per_channel(s, g), tf = per_channel(t, g), df = per_channel(d, g);
+  at::Tensor out = at::empty_like(grad);
+  SENET_DISPATCH(grad.scalar_type(), [&] {
+    const scalar_t* __restrict__ gp = grad.const_data_ptr<scalar_t>();
+    const scalar_t* __restrict__ yp = y.const_data_ptr<scalar_t>();
+    scalar_t* __restrict__ op = out.mutable_data_ptr<scalar_t>();
+    for_each_run(g, sf.const_data_ptr<float>(), df.const_data_ptr<float>(), tf.const_data_ptr<float>(),
+                 [&](int64_t off, int64_t m, const float* __restrict__ sv, const float* __restrict__ dv,
+                     const float* __restrict__ tv) {
+                   const scalar_t* __restrict__ a = gp + off;
+                   const scalar_t* __restrict__ b = yp + off;
+                   scalar_t* __restrict__ o = op + off;
+                   for (int64_t j = 0; j < m; ++j) o[j] = st<scalar_t>(ld(a[j]) * sv[j] + ld(b[j]) * tv[j] + dv[j]);
+                 });
+  });
+  return out;
+}
+
+// 2×N×C float32: [0] = Σ_hw (y - k_c), [1] = Σ_hw (y - k_c)² in one pass. The shifts k (C
+// values, a sample of each channel) keep both sums small, so that neither loses the spread when a
+// channel's mean is large against it (the variance is Σ(y - k)²/P - (mean - k)²).
+at::Tensor shifted_sums(const at::Tensor& y, const at::Tensor& shift) {
+  Geo g = geometry(y);
+  at::Tensor sums = at::empty({2, g.n, g.c}, y.options().dtype(at::kFloat));
+  const at::Tensor k = shift.to(at::kFloat).contiguous();
+  const float* kp = k.const_data_ptr<float>();
+  // channels-last runs narrower than a block start on channel 0: lane l holds channel l mod C;
+  // blocks of kLanes channels start on channel off mod C
+  float ktile[kLanes];
+  for (int64_t l = 0; l < kLanes; ++l) ktile[l] = kp[l % g.c];
+  const bool blocks = channel_blocks(g);
+  SENET_DISPATCH(y.scalar_type(), [&] {
+    const scalar_t* __restrict__ yp = y.const_data_ptr<scalar_t>();
+    reduce_segments<2>(g, sums.mutable_data_ptr<float>(), [&](int64_t off, float* __restrict__ acc, auto m) {
+      const scalar_t* __restrict__ a = yp + off;
+      if (g.cl) {
+        const float* __restrict__ kv = blocks ? kp + off % g.c : ktile;
+        SENET_SIMD for (int64_t j = 0; j < m; ++j) {
+          const float e = ld(a[j]) - kv[j];
+          acc[j] += e;
+          acc[kLanes + j] += e * e;
+        }
+      } else {
+        const float kc = kp[off / g.len % g.c];
+        SENET_SIMD for (int64_t j = 0; j < m; ++j) {
+          const float e = ld(a[j]) - kc;
+          acc[j] += e;
+          acc[kLanes + j] += e * e;
+        }
+      }
+    });
+  });
+  return sums;
+}
+
+// (g, sums): g = grad · [out > 0] when `out` is defined (written; grad itself otherwise) and the
+// 2×N×C float32 sums [0] = Σ_hw g·y, [1] = Σ_hw g, in one pass
+std::tuple<at::Tensor, at::Tensor> grad_sums(const at::Tensor& grad, const at::Tensor& out, const at::Tensor& y) {
+  Geo g = geometry(y);
+  same_layout(y, grad, "grad");
+  const bool mask = out.defined();
+  if (mask) same_layout(y, out, "out");
+  at::Tensor gw = mask ? at::empty_like(y) : grad;
+  at::Tensor sums = at::empty({2, g.n, g.c}, y.options().dtype(at::kFloat));
+  SENET_DISPATCH(y.scalar_type(), [&] {
+    const scalar_t* __restrict__ gp = grad.const_data_ptr<scalar_t>();
+    const scalar_t* __restrict__ yp = y.const_data_ptr<scalar_t>();
+    if (mask) {
+      const scalar_t* __restrict__ op = out.const_data_ptr<scalar_t>();
+      scalar_t* __restrict__ wp = gw.mutable_data_ptr<scalar_t>();
+      reduce_segments<2>(g, sums.mutable_data_ptr<float>(), [&](int64_t off, float* __restrict__ acc, auto m) {
+        const scalar_t* __restrict__ a = gp + off;
+        const scalar_t* __restrict__ b = yp + off;
+        const scalar_t* __restrict__ o = op + off;
+        scalar_t* __restrict__ w = wp + off;
+        SENET_SIMD for (int64_t j = 0; j < m; ++j) {
+          const float v = ld(o[j]) > 0.f ? ld(a[j]) : 0.f;
+          w[j] = st<scalar_t>(v);
+          acc[j] += v * ld(b[j]);
+          acc[kLanes + j] += v;
+        }
+      });
+    } else {
+      reduce_segments<2>(g, sums.mutable_data_ptr<float>(), [&](int64_t off, float* __restrict__ acc, auto m) {
+        const scalar_t* __restrict__ a = gp + off;
+        const scalar_t* __restrict__ b = yp + off;
+        SENET_SIMD for (int64_t j = 0; j < m; ++j) {
+          const float v = ld(a[j]);
+          acc[j] += v * ld(b[j]);
+          acc[kLanes + j] += v;
+        }
+      });
+    }
+  });
+  return {gw, sums};
 }
 
 // ------------------------------------------------------------------------------------------
@@ -389,22 +522,30 @@ at::Tensor hidden(const at::Tensor& z, const at::Tensor& w1m, const at::Tensor& 
   return small_batch(z, w1m) ? small_linear(z, w1m, b1, true) : linear(z, w1m, b1).relu_();
 }
 
-// z[n, c] = mean_hw x: float32 sums, rounded once to the map's dtype (as at::sum in that dtype
-// gives), then scaled
-at::Tensor squeeze_mean(const at::Tensor& x) {
+// N×C float32 Σ_hw x: channels-last by reduce_segments; NCHW by ATen's sum (a vectorized
+// reduction of each plane, faster than ours on small planes)
+at::Tensor hw_sums(const at::Tensor& x) {
+  if (x.is_contiguous()) return at::sum(x, {2, 3}, false, at::kFloat);
   Geo g = geometry(x);
   at::Tensor z = at::empty({g.n, g.c}, x.options().dtype(at::kFloat));
-  float* zp = z.mutable_data_ptr<float>();
   SENET_DISPATCH(x.scalar_type(), [&] {
     const scalar_t* __restrict__ xp = x.const_data_ptr<scalar_t>();
-    reduce_segments(g, zp, [&](int64_t off, float* __restrict__ acc, auto m) {
+    reduce_segments(g, z.mutable_data_ptr<float>(), [&](int64_t off, float* __restrict__ acc, auto m) {
       const scalar_t* __restrict__ a = xp + off;
       SENET_SIMD for (int64_t j = 0; j < m; ++j) acc[j] += ld(a[j]);
     });
   });
+  return z;
+}
+
+// z[n, c] = mean_hw x: float32 sums, rounded once to the map's dtype (as at::sum in that dtype
+// gives), then scaled
+at::Tensor squeeze_mean(const at::Tensor& x) {
+  at::Tensor z = hw_sums(x);
+  float* zp = z.mutable_data_ptr<float>();
   const bool bf16 = x.scalar_type() == at::kBFloat16;
-  const float inv_hw = static_cast<float>(1.0 / static_cast<double>(g.hw));
-  for (int64_t k = 0; k < g.n * g.c; ++k) zp[k] = (bf16 ? ld(st<c10::BFloat16>(zp[k])) : zp[k]) * inv_hw;
+  const float inv_hw = static_cast<float>(1.0 / static_cast<double>(x.size(2) * x.size(3)));
+  for (int64_t k = 0; k < z.numel(); ++k) zp[k] = (bf16 ? ld(st<c10::BFloat16>(zp[k])) : zp[k]) * inv_hw;
   return z;
 }
 
@@ -420,6 +561,10 @@ at::Tensor gate_backward(const at::Tensor& grad, const at::Tensor& s, int64_t ga
   return at::threshold_backward(grad, s, 0);
 }
 
+void check_gate(int64_t gate) {
+  TORCH_CHECK(gate >= 0 && gate <= 2, "senet native: gate 0 (sigmoid), 1 (tanh) or 2 (relu)");
+}
+
 at::Tensor opt(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
 
 struct Forward {
@@ -431,9 +576,7 @@ Forward se_forward(const at::Tensor& x, const std::optional<at::Tensor>& shortcu
                    int64_t gate, bool relu) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);  // float32 excitation
   Forward f;
-  // NCHW: ATen's sum (a vectorized reduction of each plane, faster than ours on small planes)
-  f.z = x.is_contiguous() ? at::sum(x, {2, 3}).to(at::kFloat).mul_(1.0 / static_cast<double>(x.size(2) * x.size(3)))
-                          : squeeze_mean(x);
+  f.z = squeeze_mean(x);
   const at::Tensor w1m = fc_matrix(w1), w2m = fc_matrix(w2);
   const at::Tensor h = hidden(f.z, w1m, opt(b1));
   f.s = apply_gate(small_batch(h, w2m) ? small_linear(h, w2m, opt(b2), false) : linear(h, w2m, opt(b2)), gate);
@@ -498,7 +641,7 @@ struct SqueezeExciteBlock : public torch::autograd::Function<SqueezeExciteBlock>
 at::Tensor squeeze_excite(const at::Tensor& x, const std::optional<at::Tensor>& shortcut, const at::Tensor& w1,
                           const std::optional<at::Tensor>& b1, const at::Tensor& w2,
                           const std::optional<at::Tensor>& b2, int64_t gate, bool relu) {
-  TORCH_CHECK(gate >= 0 && gate <= 2, "senet native: gate 0 (sigmoid), 1 (tanh) or 2 (relu)");
+  check_gate(gate);
   return SqueezeExciteBlock::apply(x, shortcut, w1, b1, w2, b2, gate, relu);
 }
 
@@ -506,8 +649,147 @@ at::Tensor squeeze_excite(const at::Tensor& x, const std::optional<at::Tensor>& 
 at::Tensor squeeze_excite_forward(const at::Tensor& x, const std::optional<at::Tensor>& shortcut,
                                   const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2,
                                   const std::optional<at::Tensor>& b2, int64_t gate, bool relu) {
-  TORCH_CHECK(gate >= 0 && gate <= 2, "senet native: gate 0 (sigmoid), 1 (tanh) or 2 (relu)");
+  check_gate(gate);
   return se_forward(x, shortcut, w1, b1, w2, b2, gate, relu).out;
+}
+
+// ------------------------------------------------------------------------------------------
+// The block's last BatchNorm taken into the SE block: relu?(x · s + shortcut?) with x = BN(y) =
+// a·y + b per channel and s = gate(W2 relu(W1 mean_hw x + b1) + b2). x is never written: one
+// pass over y gives the BN's batch statistics (training) and the squeeze (mean_hw x = a·mean_hw y
+// + b), one more the output relu?(y · a·s + b·s + shortcut?). Backward: one pass for the ReLU
+// mask and Σ_hw g·y, Σ_hw g, one for d/dy (a per-(n, c) affine function of g and y, BatchNorm's
+// backward with the SE block's terms folded in). BatchNorm's running statistics are updated in
+// the forward as torch.nn.functional.batch_norm does (unbiased variance, `momentum` the factor).
+// ------------------------------------------------------------------------------------------
+struct BnForward {
+  at::Tensor out, z, s, h, a, b, mean, invstd, sum;  // float32; sum = Σ_hw y per (n, c)
+};
+
+BnForward bn_se_forward(const at::Tensor& y, const std::optional<at::Tensor>& shortcut, const at::Tensor& bn_w,
+                        const at::Tensor& bn_b, const at::Tensor& w1, const std::optional<at::Tensor>& b1,
+                        const at::Tensor& w2, const std::optional<at::Tensor>& b2, at::Tensor& running_mean,
+                        at::Tensor& running_var, bool training, double momentum, double eps, int64_t gate,
+                        bool relu) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+  TORCH_CHECK(y.dim() == 4 && bn_w.numel() == y.size(1) && running_mean.numel() == y.size(1),
+              "senet native: BatchNorm parameters must have one value per channel of the map");
+  BnForward f;
+  const int64_t hw = y.size(2) * y.size(3);
+  const double count = static_cast<double>(y.size(0) * hw);
+  if (training) {
+    TORCH_CHECK(count > 1, "Expected more than 1 value per channel when training, got input size ", y.sizes());
+    const at::Tensor shift = y.select(0, 0).select(1, 0).select(1, 0).to(at::kFloat);
+    const at::Tensor sums = shifted_sums(y, shift);
+    f.sum = sums[0] + shift * static_cast<double>(hw);
+    const at::Tensor off = sums[0].sum(0).div_(count);  // mean - shift
+    f.mean = shift + off;
+    const at::Tensor var = sums[1].sum(0).div_(count).sub_(off * off).clamp_min_(0);
+    f.invstd = (var + eps).rsqrt_();
+    at::NoGradGuard no_grad;
+    running_mean.mul_(1 - momentum).add_(f.mean.to(running_mean.scalar_type()), momentum);
+    running_var.mul_(1 - momentum).add_((var * (count / (count - 1))).to(running_var.scalar_type()), momentum);
+  } else {
+    f.sum = hw_sums(y);
+    f.mean = running_mean.to(at::kFloat);
+    f.invstd = (running_var.to(at::kFloat) + eps).rsqrt_();
+  }
+  f.a = bn_w.to(at::kFloat) * f.invstd;
+  f.b = bn_b.to(at::kFloat) - f.mean * f.a;
+  f.z = f.sum * (f.a / static_cast<double>(hw)) + f.b;
+  const at::Tensor w1m = fc_matrix(w1), w2m = fc_matrix(w2);
+  f.h = hidden(f.z, w1m, opt(b1));
+  f.s = apply_gate(small_batch(f.h, w2m) ? small_linear(f.h, w2m, opt(b2), false) : linear(f.h, w2m, opt(b2)), gate);
+  f.out = scale_pass<true>(y, f.s * f.a, f.s * f.b, shortcut, relu);
+  return f;
+}
+
+struct BnSqueezeExciteBlock : public torch::autograd::Function<BnSqueezeExciteBlock> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& y, const std::optional<at::Tensor>& shortcut,
+                            const at::Tensor& bn_w, const at::Tensor& bn_b, const at::Tensor& w1,
+                            const std::optional<at::Tensor>& b1, const at::Tensor& w2,
+                            const std::optional<at::Tensor>& b2, at::Tensor& running_mean, at::Tensor& running_var,
+                            bool training, double momentum, double eps, int64_t gate, bool relu) {
+    const BnForward f = bn_se_forward(y, shortcut, bn_w, bn_b, w1, b1, w2, b2, running_mean, running_var, training,
+                                      momentum, eps, gate, relu);
+    ctx->save_for_backward({y, relu ? f.out : at::Tensor(), f.z, f.s, f.h, f.a, f.b, f.mean, f.invstd, f.sum, w1,
+                            opt(b1), w2, opt(b2), bn_w, bn_b});
+    ctx->saved_data["gate"] = gate;
+    ctx->saved_data["training"] = training;
+    ctx->saved_data["shortcut"] = shortcut.has_value();
+    return f.out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor &y = saved[0], &out = saved[1], &z = saved[2], &s = saved[3], &h = saved[4];
+    const at::Tensor &a = saved[5], &b = saved[6], &mean = saved[7], &invstd = saved[8], &sum = saved[9];
+    const at::Tensor &w1 = saved[10], &b1 = saved[11], &w2 = saved[12], &b2 = saved[13];
+    const at::Tensor &bn_w = saved[14], &bn_b = saved[15];
+    const int64_t gate = ctx->saved_data["gate"].toInt();
+    const bool training = ctx->saved_data["training"].toBool();
+    at::Tensor grad = grads[0];
+    if (grad.strides() != y.strides()) grad = grad.contiguous(y.suggest_memory_format());
+    const double hw = static_cast<double>(y.size(2) * y.size(3)), count = y.size(0) * hw;
+    const at::Tensor w1m = fc_matrix(w1), w2m = fc_matrix(w2);
+    auto [g, sums] = grad_sums(grad, out, y);
+    const at::Tensor gy = sums[0], g1 = sums[1];  // Σ_hw g·y, Σ_hw g
+    const at::Tensor gt = gate_backward(gy * a + g1 * b, s, gate);  // d/ds = Σ_hw g·x
+    const at::Tensor gh = at::threshold_backward(at::mm(gt, w2m), h, 0);
+    const at::Tensor dz = at::mm(gh, w1m);
+    // dx = g·s + dz/HW; BatchNorm's d/dβ = Σ dx and d/dγ = Σ dx·(y - mean)·invstd
+    const at::Tensor dbeta = (s * g1 + dz).sum(0);
+    const at::Tensor dgamma = ((s * gy + dz * sum / hw).sum(0) - mean * dbeta) * invstd;
+    size_t edge = 0;
+    auto needed = [&](bool given) { return given && ctx->needs_input_grad(edge++); };
+    const bool need_y = needed(true), need_shortcut = needed(ctx->saved_data["shortcut"].toBool());
+    const bool need_bn_w = needed(true), need_bn_b = needed(true);
+    const bool need_w1 = needed(true), need_b1 = needed(b1.defined());
+    const bool need_w2 = needed(true), need_b2 = needed(b2.defined());
+    variable_list result(15);  // one per argument of forward
+    if (need_y) {
+      // dy = a·dx in inference mode; in training minus a·(Σdx + xhat·Σdx·xhat)/P
+      const at::Tensor d = dz * (a / hw);
+      if (training) {
+        const at::Tensor t = a * invstd * dgamma / -count;  // per channel: the y term
+        const at::Tensor c0 = a * (invstd * mean * dgamma - dbeta) / count;
+        result[0] = affine2(g, a * s, y, t.expand_as(s), d + c0);
+      } else {
+        result[0] = affine(g, a * s, d);
+      }
+    }
+    if (need_shortcut) result[1] = g;
+    if (need_bn_w) result[2] = dgamma.to(bn_w.scalar_type());
+    if (need_bn_b) result[3] = dbeta.to(bn_b.scalar_type());
+    if (need_w1) result[4] = at::mm(gh.t(), z).view(w1.sizes()).to(w1.scalar_type());
+    if (need_b1) result[5] = gh.sum(0).to(b1.scalar_type());
+    if (need_w2) result[6] = at::mm(gt.t(), h).view(w2.sizes()).to(w2.scalar_type());
+    if (need_b2) result[7] = gt.sum(0).to(b2.scalar_type());
+    return result;
+  }
+};
+
+at::Tensor bn_squeeze_excite(const at::Tensor& y, const std::optional<at::Tensor>& shortcut, const at::Tensor& bn_w,
+                             const at::Tensor& bn_b, const at::Tensor& w1, const std::optional<at::Tensor>& b1,
+                             const at::Tensor& w2, const std::optional<at::Tensor>& b2, at::Tensor& running_mean,
+                             at::Tensor& running_var, bool training, double momentum, double eps, int64_t gate,
+                             bool relu) {
+  check_gate(gate);
+  return BnSqueezeExciteBlock::apply(y, shortcut, bn_w, bn_b, w1, b1, w2, b2, running_mean, running_var, training,
+                                     momentum, eps, gate, relu);
+}
+
+at::Tensor bn_squeeze_excite_forward(const at::Tensor& y, const std::optional<at::Tensor>& shortcut,
+                                     const at::Tensor& bn_w, const at::Tensor& bn_b, const at::Tensor& w1,
+                                     const std::optional<at::Tensor>& b1, const at::Tensor& w2,
+                                     const std::optional<at::Tensor>& b2, at::Tensor& running_mean,
+                                     at::Tensor& running_var, bool training, double momentum, double eps,
+                                     int64_t gate, bool relu) {
+  check_gate(gate);
+  return bn_se_forward(y, shortcut, bn_w, bn_b, w1, b1, w2, b2, running_mean, running_var, training, momentum, eps,
+                       gate, relu)
+      .out;
 }
 
 }  // namespace
@@ -521,9 +803,16 @@ TORCH_LIBRARY(senet_native, m) {
   m.def(
       "squeeze_excite(Tensor x, Tensor? shortcut, Tensor w1, Tensor? b1, Tensor w2, Tensor? b2, int gate, "
       "bool relu) -> Tensor");
+  m.def(
+      "bn_squeeze_excite(Tensor y, Tensor? shortcut, Tensor bn_weight, Tensor bn_bias, Tensor w1, Tensor? b1, "
+      "Tensor w2, Tensor? b2, Tensor(a!) running_mean, Tensor(b!) running_var, bool training, float momentum, "
+      "float eps, int gate, bool relu) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(senet_native, Autograd, m) { m.impl("squeeze_excite", &squeeze_excite); }
+TORCH_LIBRARY_IMPL(senet_native, Autograd, m) {
+  m.impl("squeeze_excite", &squeeze_excite);
+  m.impl("bn_squeeze_excite", &bn_squeeze_excite);
+}
 
 TORCH_LIBRARY_IMPL(senet_native, CPU, m) {
   m.impl("scale", &scale);
@@ -532,4 +821,5 @@ TORCH_LIBRARY_IMPL(senet_native, CPU, m) {
   m.impl("squeeze", &squeeze_mean);
   m.impl("affine", &affine);
   m.impl("squeeze_excite", &squeeze_excite_forward);
+  m.impl("bn_squeeze_excite", &bn_squeeze_excite_forward);
 }
