@@ -67,7 +67,8 @@ def test_native_kernels_writes_its_report(tmp_path: Path) -> None:
     text = stem.with_suffix(".md").read_text()
     assert "SE-ResNet-20, C++ node" in text and "SE-ResNet-20, ATen only" in text
     rows = json.loads(stem.with_suffix(".json").read_text())["rows"]
-    assert len(rows) == 4 and all(r["median ms"] > 0 for r in rows)
+    assert len(rows) == 5 and all(r["median ms"] > 0 for r in rows)
+    assert "BN outside it" in text
 
 
 def test_profile_se_prints_a_profile() -> None:

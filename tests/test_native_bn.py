@@ -185,3 +185,39 @@ def test_blocks_take_the_node_only_for_the_standard_integration(kernels, monkeyp
             want = reference(x)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(block.state_dict(), reference.state_dict(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", [CL, torch.contiguous_format], ids=["cl", "nchw"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("n", "gate"), [(1, "sigmoid"), (8, "tanh"), (9, "relu"), (3, "sigmoid")])
+def test_forward_without_gradients_equals_batchnorm_then_aten(
+    kernels, monkeypatch, fmt, dtype, n, gate
+):
+    """No gradient wanted (``no_grad``, ``inference_mode``): N ≤ 8 in eval mode takes the
+    forward's own per-channel loops, N = 9 the general forward; a training-mode BN under
+    ``no_grad`` (statistics recalibration) still updates its running statistics."""
+    monkeypatch.setattr(native, "_SMALL", 1)
+    torch.manual_seed(n)
+    se = SqueezeExcitation(48, 4, gate=gate)
+    y, sc = (_map((n, 48, 9, 7), dtype, fmt, i) for i in range(2))
+    amp = dtype == torch.bfloat16
+    training = n == 3
+    bn_node, bn_aten = _bn(48, 0, training), _bn(48, 0, training)
+    calls = _spy(monkeypatch, "bn_squeeze_excite")
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        with torch.inference_mode():
+            node = fast_ops.bn_squeeze_excite(se, bn_node, y, sc, True)
+        with torch.no_grad():
+            node_no_grad = fast_ops.bn_squeeze_excite(se, bn_node, y, sc, True)
+        assert calls == ["bn_squeeze_excite"] * 2
+        monkeypatch.setattr(native, "applies", lambda *maps: False)
+        with torch.no_grad():
+            aten = fast_ops.bn_squeeze_excite(se, bn_aten, y, sc, True)
+            aten_no_grad = fast_ops.bn_squeeze_excite(se, bn_aten, y, sc, True)
+    torch.testing.assert_close(
+        list(bn_node.buffers()), list(bn_aten.buffers()), rtol=1e-5, atol=1e-6
+    )
+    for a, b in ((node, aten), (node_no_grad, aten_no_grad)):
+        assert a.dtype == b.dtype and a.stride() == b.stride()
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(a.float(), b.float(), rtol=tol, atol=tol * b.abs().max().item())
