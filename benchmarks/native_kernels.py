@@ -3,9 +3,11 @@
     python benchmarks/native_kernels.py --amp bf16 --rounds 15 --out benchmarks/results/native_kernels_bf16
 
 Times training steps (forward under autocast if bf16, cross-entropy, backward, SGD step) of
-ResNet-20 and three runs of SE-ResNet-20 (channels_last unless --layout nchw), interleaved round by round (order
-alternating): the SE block as the native C++ autograd node (the default where the kernels are
-built), as the Python autograd Function on the same fused kernels, and on ATen's kernels only.
+ResNet-20 and four runs of SE-ResNet-20 (channels_last unless --layout nchw), interleaved round by
+round (order alternating): the SE block as the native C++ autograd node with the block's last
+BatchNorm inside it (the default where the kernels are built), the same node with that BatchNorm
+run as a module before it (``native.batchnorm_outside``), the Python autograd Function on the same
+fused kernels, and ATen's kernels only.
 Reports each SE form ÷ ResNet-20 as the median of per-round ratios (wall clock), and writes
 STEM.json / STEM.md with the machine.
 """
@@ -29,6 +31,7 @@ from senet.utils.malloc import keep_freed_memory
 
 FORMS = {
     "SE-ResNet-20, C++ node": "node",
+    "SE-ResNet-20, C++ node, BN outside it": "node_bn_outside",
     "SE-ResNet-20, Python Function + kernels": "function",
     "SE-ResNet-20, ATen only": "aten",
 }
@@ -54,10 +57,12 @@ def make_step(model: str, batch: int, size: int, amp: bool, cl: bool) -> Callabl
 
 @contextlib.contextmanager
 def form(name: str, real_node: Callable[..., bool]):
-    """Select how SE blocks run: the C++ node, the Python Function on the kernels, or ATen."""
-    fast_ops._native_block = real_node if name == "node" else (lambda *args: False)
+    """Select how SE blocks run: the C++ node (BN inside or outside), the Python Function on the
+    kernels, or ATen."""
+    fast_ops._native_block = real_node if name.startswith("node") else (lambda *args: False)
+    ctx = {"aten": native.disabled, "node_bn_outside": native.batchnorm_outside}
     try:
-        with native.disabled() if name == "aten" else contextlib.nullcontext():
+        with ctx.get(name, contextlib.nullcontext)():
             yield
     finally:
         fast_ops._native_block = real_node
