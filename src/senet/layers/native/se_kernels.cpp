@@ -299,13 +299,14 @@ void reduce_segments(const Geo& g, float* out, F body) {
     for (int64_t u = 0; u < units; ++u) fold(u / groups, u % groups, part.data() + u * chunks * A);
 }
 
-// Shared by the two d/ds passes: per segment, acc += g · x with g = grad masked where out <= 0
-// (the ReLU's backward) when `op` is given, written to `wp`; g = grad otherwise.
-template <typename scalar_t>
+// Shared by the d/ds passes: per segment, acc += g · x (and with K = 2 a second sum, of g) with
+// g = grad masked where out <= 0 (the ReLU's backward) when `op` is given, written to `wp`;
+// g = grad otherwise.
+template <int K, typename scalar_t>
 void grad_product_sum(const Geo& g, const scalar_t* gp, const scalar_t* op, const scalar_t* xp,
                       scalar_t* wp, float* gs) {
   if (op) {
-    reduce_segments(g, gs, [&](int64_t off, float* __restrict__ acc, auto m) {
+    reduce_segments<K>(g, gs, [&](int64_t off, float* __restrict__ acc, auto m) {
       const scalar_t* __restrict__ a = gp + off;
       const scalar_t* __restrict__ b = xp + off;
       const scalar_t* __restrict__ o = op + off;
@@ -314,13 +315,18 @@ void grad_product_sum(const Geo& g, const scalar_t* gp, const scalar_t* op, cons
         const float v = ld(o[j]) > 0.f ? ld(a[j]) : 0.f;
         w[j] = st<scalar_t>(v);
         acc[j] += v * ld(b[j]);
+        if constexpr (K == 2) acc[kLanes + j] += v;
       }
     });
   } else {
-    reduce_segments(g, gs, [&](int64_t off, float* __restrict__ acc, auto m) {
+    reduce_segments<K>(g, gs, [&](int64_t off, float* __restrict__ acc, auto m) {
       const scalar_t* __restrict__ a = gp + off;
       const scalar_t* __restrict__ b = xp + off;
-      SENET_SIMD for (int64_t j = 0; j < m; ++j) acc[j] += ld(a[j]) * ld(b[j]);
+      SENET_SIMD for (int64_t j = 0; j < m; ++j) {
+        const float v = ld(a[j]);
+        acc[j] += v * ld(b[j]);
+        if constexpr (K == 2) acc[kLanes + j] += v;
+      }
     });
   }
 }
@@ -334,7 +340,7 @@ std::tuple<at::Tensor, at::Tensor> relu_grad_sum(const at::Tensor& grad, const a
   at::Tensor gw = at::empty_like(x);
   at::Tensor gs = at::empty({g.n, g.c}, x.options().dtype(at::kFloat));
   SENET_DISPATCH(x.scalar_type(), [&] {
-    grad_product_sum<scalar_t>(g, grad.const_data_ptr<scalar_t>(), out.const_data_ptr<scalar_t>(),
+    grad_product_sum<1, scalar_t>(g, grad.const_data_ptr<scalar_t>(), out.const_data_ptr<scalar_t>(),
                                x.const_data_ptr<scalar_t>(), gw.mutable_data_ptr<scalar_t>(),
                                gs.mutable_data_ptr<float>());
   });
@@ -347,7 +353,7 @@ at::Tensor product_sum(const at::Tensor& grad, const at::Tensor& x) {
   same_layout(x, grad, "grad");
   at::Tensor gs = at::empty({g.n, g.c}, x.options().dtype(at::kFloat));
   SENET_DISPATCH(x.scalar_type(), [&] {
-    grad_product_sum<scalar_t>(g, grad.const_data_ptr<scalar_t>(), nullptr, x.const_data_ptr<scalar_t>(),
+    grad_product_sum<1, scalar_t>(g, grad.const_data_ptr<scalar_t>(), nullptr, x.const_data_ptr<scalar_t>(),
                                nullptr, gs.mutable_data_ptr<float>());
   });
   return gs;
@@ -423,34 +429,9 @@ std::tuple<at::Tensor, at::Tensor> grad_sums(const at::Tensor& grad, const at::T
   at::Tensor gw = mask ? at::empty_like(y) : grad;
   at::Tensor sums = at::empty({2, g.n, g.c}, y.options().dtype(at::kFloat));
   SENET_DISPATCH(y.scalar_type(), [&] {
-    const scalar_t* __restrict__ gp = grad.const_data_ptr<scalar_t>();
-    const scalar_t* __restrict__ yp = y.const_data_ptr<scalar_t>();
-    if (mask) {
-      const scalar_t* __restrict__ op = out.const_data_ptr<scalar_t>();
-      scalar_t* __restrict__ wp = gw.mutable_data_ptr<scalar_t>();
-      reduce_segments<2>(g, sums.mutable_data_ptr<float>(), [&](int64_t off, float* __restrict__ acc, auto m) {
-        const scalar_t* __restrict__ a = gp + off;
-        const scalar_t* __restrict__ b = yp + off;
-        const scalar_t* __restrict__ o = op + off;
-        scalar_t* __restrict__ w = wp + off;
-        SENET_SIMD for (int64_t j = 0; j < m; ++j) {
-          const float v = ld(o[j]) > 0.f ? ld(a[j]) : 0.f;
-          w[j] = st<scalar_t>(v);
-          acc[j] += v * ld(b[j]);
-          acc[kLanes + j] += v;
-        }
-      });
-    } else {
-      reduce_segments<2>(g, sums.mutable_data_ptr<float>(), [&](int64_t off, float* __restrict__ acc, auto m) {
-        const scalar_t* __restrict__ a = gp + off;
-        const scalar_t* __restrict__ b = yp + off;
-        SENET_SIMD for (int64_t j = 0; j < m; ++j) {
-          const float v = ld(a[j]);
-          acc[j] += v * ld(b[j]);
-          acc[kLanes + j] += v;
-        }
-      });
-    }
+    grad_product_sum<2, scalar_t>(g, grad.const_data_ptr<scalar_t>(), mask ? out.const_data_ptr<scalar_t>() : nullptr,
+                                  y.const_data_ptr<scalar_t>(), mask ? gw.mutable_data_ptr<scalar_t>() : nullptr,
+                                  sums.mutable_data_ptr<float>());
   });
   return {gw, sums};
 }
