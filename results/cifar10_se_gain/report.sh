@@ -14,7 +14,7 @@ if [ -d runs/fp32 ]; then
   "$SENET" compare runs/fp32/cifar_resnet20 runs/cifar_resnet20 --baseline "cifar_resnet20 fp32" \
     --out report/bf16_vs_fp32 --title "ResNet-20: bf16 autocast vs fp32 training, same seeds"
 fi
-if [ -d runs/cifar_resnet56 ]; then
+if [ -d runs/cifar_resnet56 ] && [ -d runs/cifar_se_resnet56 ]; then
   "$SENET" compare runs/cifar_resnet56 runs/cifar_se_resnet56 --baseline "cifar_resnet56 bf16" \
     --out report/resnet56 --title "CIFAR-10 (JPEG), ResNet-56 vs SE-ResNet-56, 30 epochs"
 fi
