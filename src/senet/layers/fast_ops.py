@@ -417,6 +417,13 @@ def _hooked(module: torch.nn.Module) -> bool:
     )
 
 
+def _fc_weights(
+    se: torch.nn.Module,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    """(W1, b1, W2, b2) of an SE block's two FC layers."""
+    return se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias
+
+
 def _native_block(se: torch.nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None) -> bool:
     """The whole block can run as the native C++ node: the kernels apply to the maps, the FC
     weights are float32/bf16, the block's ``excite`` is the standard one and no hook on
@@ -435,7 +442,7 @@ def squeeze_excite(
     se: torch.nn.Module, x: torch.Tensor, shortcut: torch.Tensor | None = None, relu: bool = False
 ) -> torch.Tensor:
     """``relu?(x · se.excitation(x) + shortcut?)`` for an average-squeeze SE block, fused."""
-    w1, b1, w2, b2 = se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias
+    w1, b1, w2, b2 = _fc_weights(se)
     if _native_block(se, x, shortcut):
         return native.squeeze_excite(x, shortcut, (w1, b1, w2, b2), se.gate, relu)
     if torch.is_grad_enabled() and (
@@ -477,8 +484,7 @@ def bn_squeeze_excite(
     """``squeeze_excite(se, bn(y), shortcut, relu)``; the native node runs the BatchNorm inside
     the SE block's passes (``bn(y)`` is never written; its running statistics are updated)."""
     if _native_bn_block(se, bn, y, shortcut):
-        weights = (se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias)
-        return native.bn_squeeze_excite(y, shortcut, bn, weights, se.gate, relu)
+        return native.bn_squeeze_excite(y, shortcut, bn, _fc_weights(se), se.gate, relu)
     return squeeze_excite(se, bn(y), shortcut, relu)
 
 
