@@ -17,13 +17,17 @@ import ctypes.util
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_INT_MAX = 2**31 - 1  # mallopt takes a C int: larger values would wrap (4 GiB became 0)
 
 
 def keep_freed_memory(threshold: int = 1 << 30) -> bool:
-    """Serve allocations up to ``threshold`` bytes from glibc's heap and keep freed memory there.
+    """Serve allocations up to ``threshold`` bytes from glibc's heap and keep freed memory there
+    (trim threshold ``4 × threshold``; both capped at ``2**31 − 1``, the largest C int).
 
     Returns False (and changes nothing) where the C library is not glibc.
     """
+    if threshold <= 0:
+        raise ValueError(f"threshold must be positive, got {threshold}")
     name = ctypes.util.find_library("c")
     if not name:
         return False
@@ -32,6 +36,7 @@ def keep_freed_memory(threshold: int = 1 << 30) -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 4 * threshold)
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, min(threshold, _INT_MAX))) and bool(
+        mallopt(_M_TRIM_THRESHOLD, min(4 * threshold, _INT_MAX))
     )
