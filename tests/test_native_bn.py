@@ -163,6 +163,38 @@ def test_batchnorms_the_node_cannot_replace_run_as_modules(kernels, monkeypatch,
     torch.testing.assert_close(out, fast_ops.squeeze_excite(se, bn(y), None, True))
 
 
+class _Halve(nn.Module):
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w * 0.5
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fc_weights_of_parametrized_layers(kernels, monkeypatch, bias):
+    """``_fc_weights`` reads plain parameters from the modules' dicts (fast); a parametrized
+    ``fc1.weight`` (pruning, weight norm) is not in that dict and must come from the module, so
+    the node computes with the weight the layer uses."""
+    from torch.nn.utils import parametrize
+
+    monkeypatch.setattr(native, "_SMALL", 1)
+    se = SqueezeExcitation(16, 4, bias=bias)
+    plain = fast_ops._fc_weights(se)
+    assert plain == (se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias)
+    reference = copy.deepcopy(se)
+    with torch.no_grad():
+        reference.fc1.weight.mul_(0.5)
+    parametrize.register_parametrization(se.fc1, "weight", _Halve())
+    w1 = fast_ops._fc_weights(se)[0]
+    torch.testing.assert_close(w1, reference.fc1.weight)
+    bn = _bn(16, 0, training=False)
+    y, sc = _map((2, 16, 8, 8), torch.float32, CL, 0), _map((2, 16, 8, 8), torch.float32, CL, 1)
+    calls = _spy(monkeypatch, "bn_squeeze_excite")
+    with torch.no_grad():
+        out = fast_ops.bn_squeeze_excite(se, bn, y, sc, True)
+        want = fast_ops.bn_squeeze_excite(reference, bn, y, sc, True)
+    assert calls == ["bn_squeeze_excite"] * 2
+    torch.testing.assert_close(out, want)
+
+
 @pytest.mark.parametrize("make", [BasicBlock, Bottleneck])
 def test_blocks_take_the_node_only_for_the_standard_integration(kernels, monkeypatch, make):
     """Standard SE blocks run their last BN inside the node; the plain block, SE-PRE and
