@@ -235,13 +235,13 @@ def test_cifar_fast_warms_up_then_decays_linearly_to_zero() -> None:
         "cifar_se_resnet20",
         128,
         0.4,
-        15,
+        20,
     )
     s = LRSchedule(cfg, 100)
     assert s.lr(0, 0) == pytest.approx(0.4 / 200) and s.lr(1, 99) == pytest.approx(0.4)
     assert s.lr(2, 0) == pytest.approx(0.4)
-    assert s.lr(8, 50) == pytest.approx(0.2)  # halfway through the 13 decay epochs
-    assert 0 < s.lr(14, 99) < 0.4 / 1000 and s.lr(15, 0) == 0.0
+    assert s.lr(11, 0) == pytest.approx(0.2)  # halfway through the 18 decay epochs
+    assert 0 < s.lr(19, 99) < 0.4 / 1000 and s.lr(20, 0) == 0.0
 
 
 @pytest.mark.slow
