@@ -135,12 +135,13 @@ class _MyBatchNorm(nn.BatchNorm2d):
 
 
 @pytest.mark.parametrize(
-    "case", ["hooked", "subclass", "no_running_stats", "not_affine", "bf16_params", "outside"]
+    "case",
+    ["hooked", "pruned", "subclass", "no_running_stats", "not_affine", "bf16_params", "outside"],
 )
 def test_batchnorms_the_node_cannot_replace_run_as_modules(kernels, monkeypatch, case):
-    """A hook on the BN (it must see ``bn(y)``), a subclass (its own forward), no running
-    statistics, no affine parameters, bf16 parameters, and within ``batchnorm_outside``
-    (benchmarks): ``bn(y)`` then the SE node."""
+    """A hook on the BN (it must see ``bn(y)``), a pruned BN (its weight is recomputed by a
+    hook), a subclass (its own forward), no running statistics, no affine parameters, bf16
+    parameters, and within ``batchnorm_outside`` (benchmarks): ``bn(y)`` then the SE node."""
     monkeypatch.setattr(native, "_SMALL", 1)
     se = SqueezeExcitation(16, 4)
     bn = {
@@ -151,6 +152,10 @@ def test_batchnorms_the_node_cannot_replace_run_as_modules(kernels, monkeypatch,
     seen = []
     if case == "hooked":
         bn.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    if case == "pruned":  # weight becomes weight_orig × mask, applied by a forward pre-hook
+        from torch.nn.utils import prune
+
+        prune.l1_unstructured(bn, "weight", amount=0.5)
     y = _map((2, 16, 8, 8), torch.float32, CL, 0)
     if case == "bf16_params":
         bn, se, y = bn.bfloat16(), se.bfloat16(), y.bfloat16()

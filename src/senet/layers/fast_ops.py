@@ -488,8 +488,8 @@ def _native_bn_block(
         and type(bn) is torch.nn.BatchNorm2d
         and bn.affine
         and bn.track_running_stats
+        and not _hooked(bn)  # before the dicts: pruning moves "weight" out (and adds a hook)
         and bn._parameters["weight"].dtype == bn._buffers["running_mean"].dtype == torch.float32
-        and not _hooked(bn)
         and _native_block(se, y, shortcut, weights)
     )
 
