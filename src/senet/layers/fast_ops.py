@@ -437,13 +437,14 @@ def _native_block(
     se: torch.nn.Module,
     x: torch.Tensor,
     shortcut: torch.Tensor | None,
-    weights: _FCWeights | None = None,
+    weights: _FCWeights,
 ) -> bool:
     """The whole block can run as the native C++ node: the kernels apply to the maps, the FC
-    weights are float32/bf16, the block's ``excite`` is the standard one and no hook on
-    ``gate_out`` expects to see ``s`` (those take the Python Function, which calls ``excite``)."""
+    weights (``_fc_weights(se)``) are float32/bf16, the block's ``excite`` is the standard one
+    and no hook on ``gate_out`` expects to see ``s`` (those take the Python Function, which
+    calls ``excite``)."""
     maps = (x,) if shortcut is None else (x, shortcut)
-    w1, _, w2, _ = _fc_weights(se) if weights is None else weights
+    w1, _, w2, _ = weights
     return (
         native.applies(*maps)
         and w1.dtype in (torch.float32, torch.bfloat16)
@@ -478,7 +479,7 @@ def _native_bn_block(
     bn: torch.nn.Module,
     y: torch.Tensor,
     shortcut: torch.Tensor | None,
-    weights: _FCWeights | None = None,
+    weights: _FCWeights,
 ) -> bool:
     """The native node can take ``bn`` into the SE block: ``_native_block`` holds and ``bn`` is a
     plain affine BatchNorm2d with float32 running statistics and no hooks (those see ``bn(y)``,
