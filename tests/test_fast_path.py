@@ -252,6 +252,48 @@ def test_whole_network_fast_equals_reference(name, options, layout):
     _assert_network_paths_agree(model, x)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "cl"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_pruned_or_hooked_fc_layers_run_as_modules(layout, training):
+    """``torch.nn.utils.prune`` recomputes an FC weight in a forward pre-hook (weight_orig × mask),
+    a forward hook wants the FC's output: the fast path calls such layers as modules, so outputs
+    and gradients (weight_orig's among them) equal the reference path's, in two passes in a row,
+    and the hook fires on both paths. (Reading the stale ``weight`` attribute instead gave other
+    outputs, no gradient for weight_orig, and an error on the second backward.)"""
+    from torch.nn.utils import prune
+
+    torch.manual_seed(6)
+    model = senet.create_model("cifar_se_resnet20").train(training)
+    model = model.to(memory_format=LAYOUTS[layout])
+    ses = [m for n, m in model.named_modules() if n.endswith(".se")]
+    prune.l1_unstructured(ses[0].fc1, "weight", amount=0.5)
+    prune.l1_unstructured(ses[1].fc2, "weight", amount=0.5)
+    with torch.no_grad():  # the masked weights must come from the updated originals
+        ses[0].fc1.weight_orig.mul_(3.0)
+        ses[1].fc2.weight_orig.add_(0.5)
+    seen = []
+    ses[2].fc1.register_forward_hook(lambda mod, args, out: seen.append(out.shape))
+    x = torch.randn(4, 3, 16, 16).contiguous(memory_format=LAYOUTS[layout])
+    for _ in range(2):
+        _fast_equals_reference(model, [x])
+    assert len(seen) == 4  # once per forward, on both paths
+
+
+def test_a_global_forward_hook_sees_every_fc_layer_on_the_fast_path():
+    model = senet.create_model("cifar_se_resnet20").eval()
+    seen: set[int] = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda mod, args, out: seen.add(id(mod))
+    )
+    try:
+        with ops.fast_path(), torch.no_grad():
+            model(torch.randn(2, 3, 16, 16))
+    finally:
+        hook.remove()
+    fcs = [m for n, m in model.named_modules() if n.endswith((".fc1", ".fc2"))]
+    assert len(fcs) == 18 and all(id(m) in seen for m in fcs)
+
+
 @pytest.mark.slow
 def test_imagenet_bottleneck_network_fast_equals_reference_channels_last():
     torch.manual_seed(6)

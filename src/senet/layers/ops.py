@@ -130,9 +130,10 @@ def excite_block(se: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
 
     The reference path calls the ``fc1``/``fc2`` modules, so a traced graph shows them as
     ``…se.fc1``/``…se.fc2`` nodes (feature extraction, FX quantization); the fast path runs
-    them as float32 matrix products on the N×C descriptor (``fast_ops.excite``).
+    them as float32 matrix products on the N×C descriptor (``fast_ops.excite``), except where
+    hooks are on ``fc1``/``fc2`` (pruning's among them): those are called as modules.
     """
-    if _use_fast(z):
+    if _use_fast(z) and not fast_ops.fc_hooked(se):
         return fast_ops.excite(z, se.fc1.weight, se.fc1.bias, se.fc2.weight, se.fc2.bias, se.gate)
     # float32 FC weights on a reduced-precision map (``fuse.cast_for_inference``); checked on real
     # tensors only: under FX tracing, reading ``fc1.weight`` would add a node that fusion breaks
@@ -180,9 +181,10 @@ def squeeze_excite(
 
     ``x · s`` (``SqueezeExcitation.forward``), ``x · s + shortcut`` (pre-activation blocks) or
     ``relu(x · s + shortcut)`` (Axpy + ReLU), with ``s = se.excitation(x)``. The fast path runs
-    an average-squeeze block as one autograd Function (``fast_ops.squeeze_excite``).
+    an average-squeeze block as one autograd Function (``fast_ops.squeeze_excite``), unless hooks
+    are on its FC layers (``torch.nn.utils.prune`` among them): those run as modules.
     """
-    if se.squeeze == "avg" and _use_fast(x):
+    if se.squeeze == "avg" and _use_fast(x) and not fast_ops.fc_hooked(se):
         return fast_ops.squeeze_excite(se, x, shortcut, relu)
     s = se.excitation(x)
     if shortcut is None:
@@ -202,7 +204,7 @@ def bn_squeeze_excite(
     inside the SE block's own passes where the native kernels apply (``x`` is never written:
     ``fast_ops.bn_squeeze_excite``); the result is the same as ``squeeze_excite(se, bn(y), …)``.
     """
-    if se.squeeze == "avg" and _use_fast(y):
+    if se.squeeze == "avg" and _use_fast(y) and not fast_ops.fc_hooked(se):
         return fast_ops.bn_squeeze_excite(se, bn, y, shortcut, relu=True)
     return squeeze_excite(se, bn(y), shortcut, relu=True)
 
