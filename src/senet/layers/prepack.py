@@ -26,7 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx import Proxy
 
+from senet.layers import ops
 from senet.layers.module_utils import replace_submodule, run_hooked
+from senet.layers.se import SqueezeExcitation
 
 #: weight dtypes that can be packed (bf16 only where oneDNN supports it on this CPU)
 PACK_DTYPES = (torch.float32, torch.bfloat16)
@@ -154,19 +156,35 @@ class PackedConv2d(nn.Conv2d):
         return super().extra_repr() + ", packed=oneDNN"
 
 
+def _matrix_product_fcs(model: nn.Module) -> set[int]:
+    """The SE blocks' FC layers that the fast path runs as matrix products on the squeezed
+    descriptor (average/max squeeze), never as convolutions. The example pass cannot find them
+    out: a hook on an FC layer makes its block call it as a module (``fast_ops.fc_hooked``)."""
+    if not ops.fast_path_enabled():
+        return set()
+    return {
+        id(fc)
+        for se in model.modules()
+        if isinstance(se, SqueezeExcitation) and se.squeeze != "none"
+        for fc in (se.fc1, se.fc2)
+    }
+
+
 def prepack_convolutions(model: nn.Module, example: torch.Tensor) -> int:
     """Replace every packable ``nn.Conv2d`` of ``model`` by a ``PackedConv2d``, in place.
 
     Packable: CPU weights in float32 (or bfloat16 where oneDNN supports it here), zero padding
-    given as numbers. ``example`` is one input batch, run once (no grad) to learn each
+    given as numbers; not the SE blocks' FC layers where the fast path runs them as matrix products.
+    ``example`` is one input batch, run once (no grad) to learn each
     convolution's input shape, which oneDNN uses to choose the packed layout (other shapes still
     work). Returns how many convolutions were packed; 0 where oneDNN is unavailable. A convolution
     whose weight oneDNN refuses to pack stays a plain ``nn.Conv2d`` (with a warning).
     """
     sizes: dict[str, list[int]] = {}
     handles = []
+    products = _matrix_product_fcs(model)
     for name, m in model.named_modules():
-        if _packable(m):
+        if _packable(m) and id(m) not in products:
 
             def record(_m: nn.Module, args: tuple, name: str = name) -> None:
                 sizes.setdefault(name, list(args[0].shape))
