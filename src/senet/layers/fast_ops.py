@@ -431,7 +431,7 @@ def fc_hooked(se: torch.nn.Module) -> bool:
     the weight, a forward hook wants to see the layer's output. The block then calls them as
     modules (``ops.excite_block``) instead of reading their weights."""
     mods = se._modules
-    return _hooked(mods.get("fc1") or se.fc1) or _hooked(mods.get("fc2") or se.fc2)
+    return _hooked(mods["fc1"]) or _hooked(mods["fc2"])
 
 
 def _fc_weights(se: torch.nn.Module) -> _FCWeights:

@@ -174,10 +174,9 @@ def prepack_convolutions(model: nn.Module, example: torch.Tensor) -> int:
     """Replace every packable ``nn.Conv2d`` of ``model`` by a ``PackedConv2d``, in place.
 
     Packable: CPU weights in float32 (or bfloat16 where oneDNN supports it here), zero padding
-    given as numbers; not the SE blocks' FC layers where the fast path runs them as matrix products.
-    ``example`` is one input batch, run once (no grad) to learn each
-    convolution's input shape, which oneDNN uses to choose the packed layout (other shapes still
-    work). Returns how many convolutions were packed; 0 where oneDNN is unavailable. A convolution
+    given as numbers, and not an SE block's FC layer that the fast path runs as a matrix product.
+    ``example`` is one input batch, run once (no grad) to learn each convolution's input shape,
+    which oneDNN uses to choose the packed layout (other shapes still work). Returns how many convolutions were packed; 0 where oneDNN is unavailable. A convolution
     whose weight oneDNN refuses to pack stays a plain ``nn.Conv2d`` (with a warning).
     """
     sizes: dict[str, list[int]] = {}
