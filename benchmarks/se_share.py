@@ -3,11 +3,13 @@
     python benchmarks/se_share.py --amp none bf16 --rounds 15 --out benchmarks/results/se_share
 
 Times batch-1 inference (224 px by default) of ResNet-50, SE-ResNet-50, the same SE-ResNet-50 with
-its blocks' last BatchNorm run as a module before the SE node (``native.batchnorm_outside``: what
-running it inside the node saves), and with every SE block's op (squeeze, excitation, scale,
-residual sum, ReLU) replaced by what the plain block runs there (the BatchNorm, then
-``senet.layers.ops.add_relu``): same model object, same convolutions and Python module structure. Interleaved rounds (order alternating), medians, paired ratios to the
-plain network (wall clock). If "SE op removed" ÷ plain is ≈ 1, the whole of SE's overhead is the
+its SE node called through ``torch.ops`` instead of the library's direct entry
+(``native.via_torch_ops``: what the direct call saves), with its blocks' last BatchNorm run as a
+module before the SE node (``native.batchnorm_outside``: what running it inside the node saves),
+and with every SE block's op (squeeze, excitation, scale, residual sum, ReLU) replaced by what the
+plain block runs there (the BatchNorm, then ``senet.layers.ops.add_relu``): same model object,
+same convolutions and Python module structure. Interleaved rounds (order alternating), medians,
+paired ratios to the plain network (wall clock). If "SE op removed" ÷ plain is ≈ 1, the whole of SE's overhead is the
 SE op's own work (its squeeze, FC weights, scale pass and call); otherwise it is elsewhere.
 Writes STEM.json / STEM.md with the machine.
 """
@@ -76,17 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     for m in models.values():
         m.eval().to(memory_format=fmt)
     x = torch.randn(args.batch, 3, args.size, args.size).contiguous(memory_format=fmt)
-    cases = {
-        "plain": ("plain", False, False),
-        "SE": ("SE", False, False),
-        "SE, BN outside the node": ("SE", False, True),
-        "SE op removed": ("SE", True, False),
+    cases = {  # model, SE op removed, BN outside the node, called through torch.ops
+        "plain": ("plain", False, False, False),
+        "SE": ("SE", False, False, False),
+        "SE, called through torch.ops": ("SE", False, False, True),
+        "SE, BN outside the node": ("SE", False, True, False),
+        "SE op removed": ("SE", True, False, False),
     }
 
     def run(label: str, amp: str) -> float:
-        name, removed, bn_outside = cases[label]
+        name, removed, bn_outside, torch_ops = cases[label]
         bn_ctx = native.batchnorm_outside() if bn_outside else contextlib.nullcontext()
-        with se_op_removed(removed), bn_ctx:
+        ops_ctx = native.via_torch_ops() if torch_ops else contextlib.nullcontext()
+        with se_op_removed(removed), bn_ctx, ops_ctx:
             t = time.perf_counter()
             for _ in range(args.calls):
                 models[name](x)
@@ -135,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         notes = [
             f"{args.se_model} vs {args.plain_model}, {setting}, {args.threads} threads, "
             f"{args.rounds} rounds × {args.calls} calls, wall clock",
+            "SE, called through torch.ops: the node called as torch.ops.senet_native.*, not by the "
+            "library's direct entry",
             "SE, BN outside the node: each block's last BatchNorm run as a module before the SE node",
             "SE op removed: each SE block's op replaced by the plain residual sum + ReLU",
         ]

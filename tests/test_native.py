@@ -221,6 +221,87 @@ def test_dispatch_modes_see_the_ops_not_the_node(kernels, monkeypatch):
     assert calls == ["squeeze_excite"], "unobserved: the node"
 
 
+class _Counting:
+    """Stands in for the library's module: counts calls of its direct entries."""
+
+    def __init__(self, module):
+        self.module, self.calls = module, []
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.calls.append(name)
+            return getattr(self.module, name)(*args)
+
+        return call
+
+
+@pytest.mark.parametrize("op", ["squeeze_excite", "bn_squeeze_excite"])
+def test_direct_entries_equal_torch_ops(kernels, monkeypatch, op):
+    """The library's direct Python entries (one dispatcher call, without torch.ops' argument
+    matching) give bit for bit torch.ops' output, every gradient and BatchNorm statistic, in
+    training and in inference mode."""
+    assert native._direct is not None, "the library was loaded as a module"
+    monkeypatch.setattr(native, "_SMALL", 1)
+
+    def run(direct):
+        monkeypatch.setattr(native, "_direct", direct)
+        torch.manual_seed(0)
+        se, bn = SqueezeExcitation(24, 4), torch.nn.BatchNorm2d(24)
+        y, sc = (_map((2, 24, 9, 7), torch.float32, CL, i).requires_grad_() for i in range(2))
+        weights = fast_ops._fc_weights(se)
+        if op == "squeeze_excite":
+            out = native.squeeze_excite(y, sc, weights, "sigmoid", True)
+        else:
+            out = native.bn_squeeze_excite(y, sc, bn, weights, "sigmoid", True)
+        out.square().sum().backward()
+        with torch.inference_mode():
+            bn.eval()
+            inference = native.bn_squeeze_excite(y, sc, bn, weights, "sigmoid", True)
+        grads = [y.grad, sc.grad, *(p.grad for p in se.parameters() if p.grad is not None)]
+        grads += [p.grad for p in bn.parameters() if p.grad is not None]
+        return [out, inference, *grads, bn.running_mean, bn.running_var]
+
+    counting = _Counting(native._direct)
+    direct = run(counting)
+    assert counting.calls == [op, "bn_squeeze_excite"]
+    via_torch_ops = run(None)
+    assert len(direct) == len(via_torch_ops) >= 6
+    for a, b in zip(direct, via_torch_ops, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_function_modes_and_subclasses_see_the_op(kernels, monkeypatch):
+    """Where a TorchFunctionMode is active or a map is a tensor subclass, the op goes through
+    torch.ops, which hands it to ``__torch_function__`` (the direct entry would bypass it)."""
+    from torch.overrides import TorchFunctionMode
+
+    class Recorder(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    class Tagged(torch.Tensor):
+        pass
+
+    counting = _Counting(native._direct)
+    monkeypatch.setattr(native, "_direct", counting)
+    se = SqueezeExcitation(16, 4)
+    x = _map((2, 16, 8, 8), torch.float32, CL, 0).float()
+    weights = fast_ops._fc_weights(se)
+    with torch.no_grad(), Recorder() as recorder:
+        native.squeeze_excite(x, None, weights, "sigmoid", True)
+    assert "senet_native.squeeze_excite" in recorder.seen and counting.calls == []
+    with torch.no_grad():
+        tagged = native.squeeze_excite(x.as_subclass(Tagged), None, weights, "sigmoid", True)
+        plain = native.squeeze_excite(x, None, weights, "sigmoid", True)
+    assert type(tagged) is Tagged and counting.calls == ["squeeze_excite"]
+    torch.testing.assert_close(tagged.as_subclass(torch.Tensor), plain, rtol=0, atol=0)
+
+
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::FutureWarning")
 def test_traced_graphs_do_not_depend_on_the_library(kernels):
     """TorchScript tracing of a channels-last model records ATen ops only."""
