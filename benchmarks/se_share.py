@@ -9,7 +9,8 @@ module before the SE node (``native.batchnorm_outside``: what running it inside 
 and with every SE block's op (squeeze, excitation, scale, residual sum, ReLU) replaced by what the
 plain block runs there (the BatchNorm, then ``senet.layers.ops.add_relu``): same model object,
 same convolutions and Python module structure. Interleaved rounds (order alternating), medians,
-paired ratios to the plain network (wall clock). If "SE op removed" ÷ plain is ≈ 1, the whole of SE's overhead is the
+paired ratios to the plain network (wall clock) with a 95% percentile-bootstrap interval of each
+paired median (rounds resampled). If "SE op removed" ÷ plain is ≈ 1, the whole of SE's overhead is the
 SE op's own work (its squeeze, FC weights, scale pass and call); otherwise it is elsewhere.
 Writes STEM.json / STEM.md with the machine.
 """
@@ -27,6 +28,7 @@ import torch
 
 import senet
 from senet.bench.env import environment, load_average, write_report
+from senet.bench.runner import median_ratio_ci
 from senet.layers import native, ops
 
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                     times[label].append(run(label, amp))
                 print(f"{amp}: round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
         for label, v in times.items():
+            low, high = median_ratio_ci(v, times["plain"])
             rows.append(
                 {
                     "precision": "bf16 autocast" if amp == "bf16" else "fp32",
@@ -115,14 +118,19 @@ def main(argv: list[str] | None = None) -> int:
                     "÷ plain (paired median)": round(
                         statistics.median(a / b for a, b in zip(v, times["plain"])), 3
                     ),
+                    "95% interval": [round(low, 3), round(high, 3)],
                     "rounds ms": [round(t * 1e3, 2) for t in v],
                 }
             )
-    header = "| precision | case | median ms | ÷ plain (paired median) |\n|---|---|---|---|"
+    header = (
+        "| precision | case | median ms | ÷ plain (paired median) | 95% interval (bootstrap) |\n"
+        "|---|---|---|---|---|"
+    )
     table = "\n".join(
         [header]
         + [
-            f"| {r['precision']} | {r['case']} | {r['median ms']} | {r['÷ plain (paired median)']} |"
+            f"| {r['precision']} | {r['case']} | {r['median ms']} | {r['÷ plain (paired median)']} "
+            f"| {r['95% interval'][0]}–{r['95% interval'][1]} |"
             for r in rows
         ]
     )

@@ -14,7 +14,7 @@ from senet.bench.cases import Case, build_model, infer_case, train_case
 from senet.bench.env import environment, load_average
 from senet.bench.plain_loop import PlainCifarResNet, prepare_imagefolder
 from senet.bench.report import comparison_rows
-from senet.bench.runner import Timing, paired_ratio, run_group
+from senet.bench.runner import Timing, median_ratio_ci, paired_ratio, run_group
 from senet.bench.suites import SUITES, Comparison, SuiteOptions, build_suite
 from senet.cli import main
 from senet.layers import ops
@@ -64,6 +64,24 @@ def test_paired_ratio_and_comparison_targets():
     assert [r["comparison"] for r in rows] == ["overhead", "speed-up"]
     assert rows[0]["met"] is False and rows[0]["missed_by"] == pytest.approx(0.95)
     assert rows[1]["met"] is True and rows[1]["kind"] == "throughput"
+
+
+def test_median_ratio_interval_brackets_the_median_and_narrows_with_rounds():
+    import random
+    import statistics
+
+    rng = random.Random(1)
+    den = [1.0] * 200
+    num = [1.03 + rng.gauss(0, 0.03) for _ in den]
+    few, many = median_ratio_ci(num[:11], den[:11]), median_ratio_ci(num, den)
+    assert few[0] <= statistics.median(num[:11]) <= few[1]
+    assert many[0] <= statistics.median(num) <= many[1]
+    assert many[1] - many[0] < few[1] - few[0], "more rounds, a narrower interval"
+    assert many[0] > 1.0, "200 rounds around 1.03 ± 0.03 exclude 1"
+    assert median_ratio_ci(num, den) == many, "seeded: the same times give the same interval"
+    assert median_ratio_ci([2.0, 2.0], [1.0, 1.0]) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="same number"):
+        median_ratio_ci([1.0], [1.0, 2.0])
 
 
 def test_cpu_clock_is_used_when_asked():

@@ -4,6 +4,7 @@ a shared machine falls on all of them alike; results are medians and paired rati
 from __future__ import annotations
 
 import gc
+import random
 import statistics
 import sys
 import time
@@ -94,6 +95,22 @@ def run_group(
 def paired_ratio(num: Timing, den: Timing) -> float:
     """Median over rounds of ``num``'s time ÷ ``den``'s time in the same round (>1: num is slower)."""
     return statistics.median(a / b for a, b in zip(num.seconds, den.seconds))
+
+
+def median_ratio_ci(
+    num: list[float], den: list[float], level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the median of the per-round ratios ``num[i] / den[i]``
+    (rounds resampled with replacement; seeded, so the same times give the same interval)."""
+    if len(num) != len(den) or not num:
+        raise ValueError("median_ratio_ci needs the same number (> 0) of rounds on both sides")
+    ratios = [a / b for a, b in zip(num, den)]
+    rng = random.Random(seed)
+    medians = sorted(
+        statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples)
+    )
+    tail = (1.0 - level) / 2
+    return medians[int(tail * (resamples - 1))], medians[int((1.0 - tail) * (resamples - 1))]
 
 
 def stderr_log(message: str) -> None:
