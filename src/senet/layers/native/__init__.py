@@ -15,6 +15,11 @@ PyTorch version and CPU. Where a build fails (no compiler, no ninja), a warning 
 ATen path is used: results agree within float rounding either way. Off Linux x86-64 they are not
 attempted (no warning; ``status()`` and the settings line of ``senet train`` say so).
 
+The library is loaded as a Python module: the two block ops are called through its own entries
+(one dispatcher call, as ``torch.ops.senet_native.*`` makes, without ``torch.ops``' argument
+matching in Python, whose call path is cold code after each convolution at batch 1), except where
+a tensor subclass or a ``TorchFunctionMode`` should see the op.
+
 ``SENET_NATIVE`` selects: ``auto`` (default: build or load on first use, fall back with a
 warning), ``1`` (required: an error if they cannot be built), ``0`` (never).
 """
