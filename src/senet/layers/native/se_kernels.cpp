@@ -510,12 +510,42 @@ at::Tensor hidden(const at::Tensor& z, const at::Tensor& w1m, const at::Tensor& 
   return small_batch(z, w1m) ? small_linear(z, w1m, b1, true) : linear(z, w1m, b1).relu_();
 }
 
-// N×C float32 Σ_hw x: by reduce_segments, except float32 NCHW maps and bf16 NCHW maps with small
-// planes, where ATen's sum (a vectorized reduction of each plane) is faster (bf16 7×7 planes:
-// 23 vs 63 µs at C = 2048; 56×56 planes: 66 vs 24 µs at C = 256)
+// Σ_hw of each plane of a contiguous NCHW map with short planes: 16 float32 lanes per plane (one
+// vector register), folded once per plane. reduce_segments' 64-lane accumulators cost a
+// 64-element fold per plane, which dominates planes of a few hundred elements.
+constexpr int64_t kShortPlane = 256;
+
+at::Tensor short_plane_sums(const at::Tensor& x) {
+  const int64_t n = x.size(0), c = x.size(1), hw = x.size(2) * x.size(3);
+  at::Tensor z = at::empty({n, c}, x.options().dtype(at::kFloat));
+  float* zp = z.mutable_data_ptr<float>();
+  SENET_DISPATCH(x.scalar_type(), [&] {
+    const scalar_t* __restrict__ xp = x.const_data_ptr<scalar_t>();
+    at::parallel_for(0, n * c, std::max<int64_t>(1, 4096 / hw), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const scalar_t* __restrict__ a = xp + p * hw;
+        float acc[16] = {};
+        int64_t j = 0;
+        for (; j + 16 <= hw; j += 16)
+          for (int k = 0; k < 16; ++k) acc[k] += ld(a[j + k]);
+        float tail = 0.f;
+        for (; j < hw; ++j) tail += ld(a[j]);
+        for (int w = 8; w >= 1; w /= 2)
+          for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
+        zp[p] = acc[0] + tail;
+      }
+    });
+  });
+  return z;
+}
+
+// N×C float32 Σ_hw x: float32 NCHW maps by ATen's sum (a vectorized reduction of each plane);
+// bf16 NCHW maps with short planes by short_plane_sums (batch 1, C = 1024 / 2048 with 14×14 /
+// 7×7 planes: 14 / 14 µs against 28 µs by reduce_segments and 21 / 16 µs by ATen's sum); the
+// rest by reduce_segments (bf16 56×56 planes: 24 µs against ATen's 58 at C = 256)
 at::Tensor hw_sums(const at::Tensor& x) {
-  if (x.is_contiguous() && (x.scalar_type() == at::kFloat || x.size(2) * x.size(3) < 128))
-    return at::sum(x, {2, 3}, false, at::kFloat);
+  if (x.is_contiguous() && x.scalar_type() == at::kFloat) return at::sum(x, {2, 3}, false, at::kFloat);
+  if (x.is_contiguous() && x.size(2) * x.size(3) < kShortPlane) return short_plane_sums(x);
   Geo g = geometry(x);
   at::Tensor z = at::empty({g.n, g.c}, x.options().dtype(at::kFloat));
   SENET_DISPATCH(x.scalar_type(), [&] {
